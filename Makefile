@@ -1,0 +1,38 @@
+# pgstate — the two commands a newcomer needs are `make demo` and `make test`.
+GO        ?= go
+SQLC      := $(GO) run github.com/sqlc-dev/sqlc/cmd/sqlc
+WITH_PG   := scripts/with-postgres.sh
+VET_DB    := pgstate_sqlc_vet
+
+.PHONY: all test test-short generate check-generated lint bench demo tools
+
+all: check-generated lint test
+
+## test: every test, race detector on, against TEST_DATABASE_URL, the local
+## server at 127.0.0.1:5432, or a throwaway cluster.
+test:
+	$(WITH_PG) -- $(GO) test -race -count=1 -timeout 60m ./...
+
+## test-short: skips the slow fault-injection tests.
+test-short:
+	$(WITH_PG) -- $(GO) test -race -short -count=1 ./...
+
+## generate: compile queries/*.sql into gen/.
+generate:
+	$(SQLC) generate
+
+## check-generated: fail if gen/ differs from what queries/ and schema/
+## produce, or if a query does not prepare against a migrated database.
+check-generated:
+	$(SQLC) diff
+	$(WITH_PG) -- sh -c '$(GO) run ./internal/cmd/vetdb "$$TEST_DATABASE_URL" $(VET_DB) > .vetdb.url && \
+		VET_DATABASE_URL="$$(cat .vetdb.url)" $(SQLC) vet; status=$$?; rm -f .vetdb.url; exit $$status'
+
+## lint: go vet and staticcheck.
+lint:
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck ./...
+
+tools:
+	$(GO) build -o /dev/null github.com/sqlc-dev/sqlc/cmd/sqlc
+	$(GO) build -o /dev/null honnef.co/go/tools/cmd/staticcheck

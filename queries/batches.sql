@@ -1,0 +1,42 @@
+-- EntriesUpsertMany writes a whole batch in one statement. The arrays are
+-- parallel: element i of each describes entry i. A NULL metadata clears the
+-- entry's metadata; a ttl_micros of 0 means no expiry. Keys must be unique
+-- within one call (ON CONFLICT cannot touch a row twice), so the caller
+-- resolves duplicates first.
+-- name: EntriesUpsertMany :execrows
+INSERT INTO state_entries (key, value, metadata, expires_at)
+SELECT
+    b.key,
+    b.value,
+    b.metadata,
+    CASE
+        WHEN b.ttl_micros > 0 THEN now() + b.ttl_micros * interval '1 microsecond'
+    END
+FROM (
+    -- Set-returning functions in one select list advance in lockstep.
+    SELECT
+        unnest(@keys::bytea[]) AS key,
+        unnest(@values::bytea[]) AS value,
+        unnest(@metadata::jsonb[]) AS metadata,
+        unnest(@ttl_micros::bigint[]) AS ttl_micros
+) AS b
+ON CONFLICT (key) DO UPDATE
+SET value = excluded.value,
+    metadata = excluded.metadata,
+    expires_at = excluded.expires_at,
+    updated_at = now(),
+    created_at = CASE
+        WHEN state_entries.expires_at <= now() THEN now()
+        ELSE state_entries.created_at
+    END,
+    version = state_entries.version + 1;
+
+-- name: EntriesGetMany :many
+SELECT key, value
+FROM state_entries
+WHERE key = ANY(@keys::bytea[])
+    AND (expires_at IS NULL OR expires_at > now());
+
+-- name: EntriesDeleteMany :execrows
+DELETE FROM state_entries
+WHERE key = ANY(@keys::bytea[]);

@@ -1,0 +1,65 @@
+-- EntryGet reads one live value. An entry is live while expires_at is NULL
+-- or later than the database's clock; every read in this file filters on
+-- that, so an expired entry is invisible before any cleanup removes it.
+-- name: EntryGet :one
+SELECT value
+FROM state_entries
+WHERE key = @key
+    AND (expires_at IS NULL OR expires_at > now());
+
+-- name: EntryGetFull :one
+SELECT key, value, created_at, updated_at, expires_at, metadata, version
+FROM state_entries
+WHERE key = @key
+    AND (expires_at IS NULL OR expires_at > now());
+
+-- name: EntryExists :one
+SELECT EXISTS (
+    SELECT 1
+    FROM state_entries
+    WHERE key = @key
+        AND (expires_at IS NULL OR expires_at > now())
+);
+
+-- EntryPut replaces the entry: value, metadata and expiry all come from the
+-- arguments (NULL metadata or TTL clears them). The expiry is computed from
+-- the database's clock. Overwriting an expired, not yet cleaned-up row starts
+-- a new life for the key: created_at resets.
+-- name: EntryPut :exec
+INSERT INTO state_entries (key, value, metadata, expires_at)
+VALUES (
+    @key,
+    @value,
+    sqlc.narg(metadata),
+    now() + sqlc.narg(ttl_micros)::bigint * interval '1 microsecond'
+)
+ON CONFLICT (key) DO UPDATE
+SET value = excluded.value,
+    metadata = excluded.metadata,
+    expires_at = excluded.expires_at,
+    updated_at = now(),
+    created_at = CASE
+        WHEN state_entries.expires_at <= now() THEN now()
+        ELSE state_entries.created_at
+    END,
+    version = state_entries.version + 1;
+
+-- name: EntryDelete :execrows
+DELETE FROM state_entries
+WHERE key = @key;
+
+-- name: EntriesCount :one
+SELECT count(*)
+FROM state_entries
+WHERE expires_at IS NULL OR expires_at > now();
+
+-- EntriesCountEstimate reads the planner's row estimate, maintained by
+-- VACUUM and ANALYZE: constant time, for dashboards. -1 until the table has
+-- been analyzed once.
+-- name: EntriesCountEstimate :one
+SELECT c.reltuples::bigint AS estimate
+FROM pg_catalog.pg_class AS c
+WHERE c.oid = 'state_entries'::regclass;
+
+-- name: EntriesDeleteAll :execrows
+DELETE FROM state_entries;

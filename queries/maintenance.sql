@@ -1,0 +1,35 @@
+-- EntriesDeleteExpiredBatch deletes at most batch_size expired entries,
+-- oldest expiry first, through the partial index on expires_at. SKIP LOCKED
+-- keeps it from waiting on rows a writer is busy with; FOR UPDATE rechecks
+-- the expiry of a row that was rewritten meanwhile.
+-- name: EntriesDeleteExpiredBatch :execrows
+DELETE FROM state_entries
+WHERE key IN (
+    SELECT e.key
+    FROM state_entries AS e
+    WHERE e.expires_at <= now()
+    ORDER BY e.expires_at
+    LIMIT @batch_size
+    FOR UPDATE SKIP LOCKED
+);
+
+-- CleanupLockTry takes the session-level lock that elects one cleaner per
+-- store (per schema) among every process sharing the database.
+-- name: CleanupLockTry :one
+SELECT pg_try_advisory_lock(hashtextextended('pgstate.cleanup.' || current_schema(), 0)) AS acquired;
+
+-- name: CleanupUnlock :one
+SELECT pg_advisory_unlock(hashtextextended('pgstate.cleanup.' || current_schema(), 0)) AS released;
+
+-- TableSizes reports the on-disk size and tuple counts of the store's tables
+-- from the statistics collector (counts are as of the last report, not
+-- transactional).
+-- name: TableSizes :one
+SELECT
+    pg_catalog.pg_stat_get_live_tuples('state_entries'::regclass) AS live_rows,
+    pg_catalog.pg_stat_get_dead_tuples('state_entries'::regclass) AS dead_rows,
+    pg_catalog.pg_relation_size('state_entries'::regclass) AS table_bytes,
+    pg_catalog.pg_indexes_size('state_entries'::regclass) AS index_bytes,
+    pg_catalog.pg_total_relation_size('state_entries'::regclass) AS total_bytes,
+    (pg_catalog.pg_total_relation_size('state_checkpoints'::regclass)
+        + pg_catalog.pg_total_relation_size('state_checkpoint_entries'::regclass))::bigint AS checkpoint_bytes;

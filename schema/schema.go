@@ -1,0 +1,240 @@
+// Package schema holds pgstate's migrations and applies them.
+//
+// The migrations are plain SQL files (no templates) so that the same files
+// serve as sqlc's schema. Each contains an up part and, after the line
+// "---- create above / drop below ----", a down part. Table names inside them
+// are unqualified: Migrate runs each one with search_path set to the target
+// schema, which is how one database holds several isolated stores.
+package schema
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"regexp"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/tern/v2/migrate"
+)
+
+//go:embed *.sql
+var files embed.FS
+
+// FS returns the embedded migration files.
+func FS() fs.FS { return files }
+
+// VersionTable is the name of the table, inside the store's schema, that
+// records how far the migrations have been applied.
+const VersionTable = "pgstate_schema_version"
+
+// ErrInvalidSchemaName is returned for a schema name that is not a plain
+// identifier.
+var ErrInvalidSchemaName = errors.New("invalid schema name")
+
+// ErrSchemaTooNew is returned when the database has been migrated by a newer
+// release of pgstate than this one: its version is beyond the last migration
+// this code knows.
+var ErrSchemaTooNew = errors.New("database schema is newer than this pgstate release")
+
+// Statements that sqlc cannot express because they name an identifier (the
+// schema) or belong to the migration machinery rather than to the store.
+const (
+	// Serializes concurrent CREATE SCHEMA IF NOT EXISTS, which otherwise
+	// races on the catalog's unique index. Transaction-scoped, so it is
+	// released even if the connection is reused.
+	sqlLockSchemaCreation = `SELECT pg_advisory_xact_lock(hashtextextended('pgstate.create_schema', 0))`
+	sqlCreateSchema       = `CREATE SCHEMA IF NOT EXISTS %s`
+	// Scopes one migration's unqualified names to the target schema; local to
+	// the migration's transaction.
+	sqlSetLocalSearchPath = `SELECT set_config('search_path', $1, true)`
+	sqlVersionTableExists = `SELECT to_regclass($1) IS NOT NULL`
+	sqlReadVersion        = `SELECT version FROM %s`
+)
+
+var schemaNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+// ValidateName reports whether name is usable as a store's schema: a plain
+// identifier of at most 63 characters (letters, digits, underscore, not
+// starting with a digit). Anything else, including quotes, spaces and
+// semicolons, is rejected with ErrInvalidSchemaName.
+func ValidateName(name string) error {
+	if !schemaNameRE.MatchString(name) {
+		return fmt.Errorf("%w: %q (want letters, digits and underscores, at most 63, not starting with a digit)", ErrInvalidSchemaName, name)
+	}
+	return nil
+}
+
+// QuoteName validates name and returns it as a quoted SQL identifier.
+func QuoteName(name string) (string, error) {
+	if err := ValidateName(name); err != nil {
+		return "", err
+	}
+	return pgx.Identifier{name}.Sanitize(), nil
+}
+
+// Hash returns a digest of every migration file's name and content. It
+// changes whenever a migration is added or edited.
+func Hash() (string, error) {
+	names, err := migrate.FindMigrations(files)
+	if err != nil {
+		return "", fmt.Errorf("find migrations: %w", err)
+	}
+	h := sha256.New()
+	for _, name := range names {
+		body, err := fs.ReadFile(files, name)
+		if err != nil {
+			return "", fmt.Errorf("read migration %s: %w", name, err)
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", name, len(body))
+		h.Write(body)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Latest returns the version reached once every migration is applied.
+func Latest() (int32, error) {
+	names, err := migrate.FindMigrations(files)
+	if err != nil {
+		return 0, fmt.Errorf("find migrations: %w", err)
+	}
+	return int32(len(names)), nil
+}
+
+// Migrate applies every pending migration to schemaName, creating the schema
+// if needed. Applying it again is a no-op, and concurrent callers (even in
+// different processes) are serialized by an advisory lock.
+func Migrate(ctx context.Context, conn *pgx.Conn, schemaName string) error {
+	latest, err := Latest()
+	if err != nil {
+		return err
+	}
+	return MigrateTo(ctx, conn, schemaName, latest)
+}
+
+// MigrateTo moves schemaName up or down to version (0 removes every table).
+func MigrateTo(ctx context.Context, conn *pgx.Conn, schemaName string, version int32) error {
+	m, err := newMigrator(ctx, conn, schemaName)
+	if err != nil {
+		return err
+	}
+	current, err := m.GetCurrentVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	latest := int32(len(m.Migrations))
+	if current > latest {
+		return fmt.Errorf("%w: schema %q is at version %d, this release knows %d", ErrSchemaTooNew, schemaName, current, latest)
+	}
+	if version < 0 || version > latest {
+		return fmt.Errorf("migrate schema %q: target version %d is outside 0..%d", schemaName, version, latest)
+	}
+	if err := m.MigrateTo(ctx, version); err != nil {
+		return fmt.Errorf("migrate schema %q to version %d: %w", schemaName, version, err)
+	}
+	return nil
+}
+
+// Version returns the version schemaName has been migrated to; 0 when the
+// store has never been migrated (or its version table is missing).
+func Version(ctx context.Context, conn *pgx.Conn, schemaName string) (int32, error) {
+	quoted, err := QuoteName(schemaName)
+	if err != nil {
+		return 0, err
+	}
+	table := quoted + "." + pgx.Identifier{VersionTable}.Sanitize()
+	var exists bool
+	if err := conn.QueryRow(ctx, sqlVersionTableExists, table).Scan(&exists); err != nil {
+		return 0, fmt.Errorf("look up version table: %w", err)
+	}
+	if !exists {
+		return 0, nil
+	}
+	var v int32
+	if err := conn.QueryRow(ctx, fmt.Sprintf(sqlReadVersion, table)).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
+
+func newMigrator(ctx context.Context, conn *pgx.Conn, schemaName string) (*migrate.Migrator, error) {
+	quoted, err := QuoteName(schemaName)
+	if err != nil {
+		return nil, err
+	}
+	if err := createSchema(ctx, conn, quoted); err != nil {
+		return nil, err
+	}
+	m, err := migrate.NewMigrator(ctx, conn, quoted+"."+pgx.Identifier{VersionTable}.Sanitize())
+	if err != nil {
+		return nil, fmt.Errorf("prepare migrator: %w", err)
+	}
+	names, err := migrate.FindMigrations(files)
+	if err != nil {
+		return nil, fmt.Errorf("find migrations: %w", err)
+	}
+	for i, name := range names {
+		body, err := fs.ReadFile(files, name)
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", name, err)
+		}
+		up, down, err := split(string(body))
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: %w", name, err)
+		}
+		// Go-function migrations run inside the transaction tern opens, so
+		// SET LOCAL scopes the search_path to exactly one migration.
+		m.Migrations = append(m.Migrations, &migrate.Migration{
+			Sequence: int32(i + 1),
+			Name:     name,
+			UpFunc:   inSchema(quoted, up),
+			DownFunc: inSchema(quoted, down),
+		})
+	}
+	return m, nil
+}
+
+func createSchema(ctx context.Context, conn *pgx.Conn, quoted string) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sqlLockSchemaCreation); err != nil {
+			return fmt.Errorf("lock schema creation: %w", err)
+		}
+		if _, err := tx.Exec(ctx, fmt.Sprintf(sqlCreateSchema, quoted)); err != nil {
+			return fmt.Errorf("create schema %s: %w", quoted, err)
+		}
+		return nil
+	})
+}
+
+func inSchema(quoted, sql string) migrate.MigrationFunc {
+	return func(ctx context.Context, conn *pgx.Conn) error {
+		if _, err := conn.Exec(ctx, sqlSetLocalSearchPath, quoted); err != nil {
+			return fmt.Errorf("set search_path: %w", err)
+		}
+		_, err := conn.Exec(ctx, sql)
+		return err
+	}
+}
+
+const separator = "---- create above / drop below ----"
+
+var separatorRE = regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(separator) + `\s*$`)
+
+func split(body string) (up, down string, err error) {
+	loc := separatorRE.FindAllStringIndex(body, -1)
+	if len(loc) != 1 {
+		return "", "", fmt.Errorf("want exactly one %q line, found %d", separator, len(loc))
+	}
+	up, down = body[:loc[0][0]], body[loc[0][1]:]
+	if !hasStatement(up) || !hasStatement(down) {
+		return "", "", errors.New("both the up and the down part must contain SQL")
+	}
+	return up, down, nil
+}
+
+var statementRE = regexp.MustCompile(`(?m)^\s*[^-\s]`)
+
+func hasStatement(sql string) bool { return statementRE.MatchString(sql) }

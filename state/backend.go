@@ -1,0 +1,107 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"iter"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Backend is the key/value contract every store implements. Keys are
+// arbitrary bytes (1 to MaxKeySize long) compared bytewise; a nil value is
+// stored as an empty one.
+type Backend interface {
+	// Get returns the value of key; found is false if there is no live entry.
+	Get(ctx context.Context, key []byte) (value []byte, found bool, err error)
+	// Put stores value under key, replacing any previous entry together with
+	// its metadata and expiry.
+	Put(ctx context.Context, key, value []byte) error
+	// Delete removes key. Deleting a missing key is not an error.
+	Delete(ctx context.Context, key []byte) error
+	// ListKeys returns the live keys that start with prefix, sorted by key
+	// bytes. An empty prefix lists every key.
+	ListKeys(ctx context.Context, prefix []byte) ([][]byte, error)
+	// Clear removes every entry.
+	Clear(ctx context.Context) error
+	// Count returns the number of live entries.
+	Count(ctx context.Context) (int64, error)
+	// Contains reports whether key has a live entry.
+	Contains(ctx context.Context, key []byte) (bool, error)
+}
+
+// Store is the full feature set: the Backend plus metadata, expiry, batches,
+// streaming scans and checkpoints. Both Postgres and Memory implement it.
+type Store interface {
+	Backend
+
+	// GetEntry returns the live entry under key with its metadata, times and
+	// version.
+	GetEntry(ctx context.Context, key []byte) (Entry, bool, error)
+	// PutWithMetadata stores value with a JSON metadata document: a
+	// json.RawMessage or []byte is used as is (and must be valid JSON), any
+	// other value is marshalled.
+	PutWithMetadata(ctx context.Context, key, value []byte, metadata any) error
+	// PutWithTTL stores value so that it disappears ttl from now, measured by
+	// the database's clock. ttl must be positive.
+	PutWithTTL(ctx context.Context, key, value []byte, ttl time.Duration) error
+	// FindByMetadata returns the live entries whose metadata contains filter
+	// (PostgreSQL's jsonb @> operator), sorted by key.
+	FindByMetadata(ctx context.Context, filter any) ([]Entry, error)
+
+	// BatchPut writes every entry atomically. When a key appears more than
+	// once, the last occurrence wins.
+	BatchPut(ctx context.Context, entries []Entry) error
+	// GetMany returns the live values of keys, indexed by string(key);
+	// missing keys are absent from the map.
+	GetMany(ctx context.Context, keys [][]byte) (map[string][]byte, error)
+	// DeleteMany removes keys and returns how many entries existed.
+	DeleteMany(ctx context.Context, keys [][]byte) (int64, error)
+	// CleanupExpired deletes expired entries and returns how many.
+	CleanupExpired(ctx context.Context) (int64, error)
+
+	// Scan iterates over the live entries whose key starts with prefix, in
+	// key order, reading them page by page so memory stays bounded.
+	Scan(ctx context.Context, prefix []byte) iter.Seq2[Entry, error]
+
+	// CreateCheckpoint snapshots every live entry and returns the snapshot's
+	// id.
+	CreateCheckpoint(ctx context.Context) (uuid.UUID, error)
+	// RestoreCheckpoint atomically replaces every entry with the snapshot's.
+	RestoreCheckpoint(ctx context.Context, id uuid.UUID) error
+	// ListCheckpoints returns the checkpoints, newest first.
+	ListCheckpoints(ctx context.Context) ([]CheckpointInfo, error)
+	// DeleteCheckpoint removes a checkpoint.
+	DeleteCheckpoint(ctx context.Context, id uuid.UUID) error
+}
+
+// Entry is one key with its value and attributes. For BatchPut, only Key,
+// Value, Metadata and TTL are read.
+type Entry struct {
+	Key      []byte
+	Value    []byte
+	Metadata json.RawMessage // nil when the entry has none
+	// TTL, when positive, makes a BatchPut entry expire that long after the
+	// batch is written. Never set on entries read back; see ExpiresAt.
+	TTL time.Duration
+
+	CreatedAt time.Time // when the key was first written
+	UpdatedAt time.Time // when the entry was last written
+	ExpiresAt time.Time // zero when the entry does not expire
+	Version   int64     // 1 on creation, +1 on every write
+}
+
+// CheckpointInfo describes one checkpoint.
+type CheckpointInfo struct {
+	ID        uuid.UUID
+	CreatedAt time.Time
+	Rows      int64           // entries in the snapshot
+	Bytes     int64           // total size of their keys and values
+	Metadata  json.RawMessage // nil when the checkpoint has none
+}
+
+var (
+	_ Store = (*Postgres)(nil)
+	_ Store = (*Memory)(nil)
+)

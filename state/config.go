@@ -1,0 +1,218 @@
+package state
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgstate/pgstate/schema"
+)
+
+// Config holds every setting of a store. Start from DefaultConfig and change
+// what you need; Open validates the whole struct and rejects anything it
+// cannot honour with ErrInvalidConfig.
+type Config struct {
+	// DSN is a PostgreSQL connection string, URL ("postgres://…") or
+	// keyword/value ("host=… dbname=…") form. Settings below override the
+	// same settings in the DSN.
+	DSN string
+
+	// Schema is the PostgreSQL schema that holds the store's tables. Each
+	// schema is an independent store. Default "public".
+	Schema string
+
+	// MinConns and MaxConns size the connection pool (pgxpool MinConns and
+	// MaxConns). Defaults 2 and 10.
+	MinConns int32
+	MaxConns int32
+
+	// ConnectTimeout bounds establishing one connection, including TLS and
+	// authentication. Default 30s.
+	ConnectTimeout time.Duration
+
+	// QueryTimeout bounds every operation whose context has no earlier
+	// deadline, retries included. Default 60s.
+	QueryTimeout time.Duration
+
+	// SSLMode is one of disable, allow, prefer, require, verify-ca,
+	// verify-full. Empty keeps the DSN's setting (libpq's default is prefer).
+	SSLMode string
+	// SSLCert and SSLKey are the paths of a client certificate and its key.
+	SSLCert string
+	SSLKey  string
+	// SSLRootCert is the path of the CA certificate(s) used to verify the
+	// server with verify-ca and verify-full.
+	SSLRootCert string
+
+	// MaxRetries is how many times an operation is retried after a transient
+	// failure (serialization failure, deadlock, lost connection, server
+	// restarting). 0 disables retries. Default 3.
+	MaxRetries int
+	// RetryBackoff is the base delay before the first retry; each further
+	// retry doubles it, with full jitter. Default 100ms.
+	RetryBackoff time.Duration
+
+	// Logger, when set, receives one record per SQL statement (name,
+	// duration, rows, error) at LogLevel; failed statements are logged at
+	// Warn. Keys and values are never logged.
+	Logger *slog.Logger
+	// LogLevel is the level of statement records. Default slog.LevelDebug.
+	LogLevel slog.Level
+
+	// CleanupInterval, when positive, starts a background cleaner that
+	// deletes expired entries at this interval. Among all processes sharing
+	// a store only one cleans at a time. Default 0 (off).
+	CleanupInterval time.Duration
+	// CleanupBatchSize is the most rows one cleanup statement deletes.
+	// Default 5000.
+	CleanupBatchSize int
+
+	// CheckpointRetention, when positive, keeps only the newest N
+	// checkpoints: CreateCheckpoint deletes older ones. Default 0 (keep all).
+	CheckpointRetention int
+
+	// MaxValueSize is the largest value accepted, in bytes. Default 64 MiB;
+	// PostgreSQL itself caps a bytea at 1 GiB.
+	MaxValueSize int
+
+	// SkipMigrations stops Open from applying migrations; it then only checks
+	// that the schema is at the version this release expects. Use it when
+	// the application's role may not change the schema.
+	SkipMigrations bool
+}
+
+// DefaultConfig returns the configuration Open uses for dsn when nothing else
+// is changed.
+func DefaultConfig(dsn string) Config {
+	return Config{
+		DSN:              dsn,
+		Schema:           "public",
+		MinConns:         2,
+		MaxConns:         10,
+		ConnectTimeout:   30 * time.Second,
+		QueryTimeout:     60 * time.Second,
+		MaxRetries:       3,
+		RetryBackoff:     100 * time.Millisecond,
+		LogLevel:         slog.LevelDebug,
+		CleanupBatchSize: 5000,
+		MaxValueSize:     DefaultMaxValueSize,
+	}
+}
+
+var sslModes = map[string]bool{
+	"disable": true, "allow": true, "prefer": true,
+	"require": true, "verify-ca": true, "verify-full": true,
+}
+
+// validate checks every field; it is the reason no setting is silently
+// ignored.
+func (c Config) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.DSN == "":
+		return bad("DSN is empty")
+	case c.MinConns < 0:
+		return bad("MinConns is %d, want 0 or more", c.MinConns)
+	case c.MaxConns < 1:
+		return bad("MaxConns is %d, want at least 1", c.MaxConns)
+	case c.MinConns > c.MaxConns:
+		return bad("MinConns (%d) exceeds MaxConns (%d)", c.MinConns, c.MaxConns)
+	case c.ConnectTimeout <= 0:
+		return bad("ConnectTimeout is %v, want a positive duration", c.ConnectTimeout)
+	case c.QueryTimeout <= 0:
+		return bad("QueryTimeout is %v, want a positive duration", c.QueryTimeout)
+	case c.SSLMode != "" && !sslModes[c.SSLMode]:
+		return bad("SSLMode %q is not one of disable, allow, prefer, require, verify-ca, verify-full", c.SSLMode)
+	case c.MaxRetries < 0:
+		return bad("MaxRetries is %d, want 0 or more", c.MaxRetries)
+	case c.MaxRetries > 0 && c.RetryBackoff <= 0:
+		return bad("RetryBackoff is %v, want a positive duration when MaxRetries > 0", c.RetryBackoff)
+	case c.CleanupInterval < 0:
+		return bad("CleanupInterval is %v, want 0 (off) or a positive duration", c.CleanupInterval)
+	case c.CleanupBatchSize < 1:
+		return bad("CleanupBatchSize is %d, want at least 1", c.CleanupBatchSize)
+	case c.CheckpointRetention < 0:
+		return bad("CheckpointRetention is %d, want 0 (keep all) or more", c.CheckpointRetention)
+	case c.MaxValueSize < 0 || c.MaxValueSize > 1<<30-1:
+		return bad("MaxValueSize is %d, want 0 to %d (PostgreSQL's bytea limit)", c.MaxValueSize, 1<<30-1)
+	}
+	if err := schema.ValidateName(c.Schema); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return nil
+}
+
+// poolConfig turns the settings into a pgxpool configuration.
+func (c Config) poolConfig() (*pgxpool.Config, error) {
+	dsn, err := c.dsnWithTLS()
+	if err != nil {
+		return nil, err
+	}
+	pc, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's message may quote the DSN, password included.
+		return nil, fmt.Errorf("%w: cannot parse DSN: %s", ErrInvalidConfig, redactParseError(err))
+	}
+	pc.MinConns = c.MinConns
+	pc.MaxConns = c.MaxConns
+	pc.ConnConfig.ConnectTimeout = c.ConnectTimeout
+	quoted, _ := schema.QuoteName(c.Schema) // validated above
+	// Every generated query names its tables unqualified; the pool's
+	// search_path makes them the tables of this store's schema.
+	pc.ConnConfig.RuntimeParams["search_path"] = quoted
+	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
+		pc.ConnConfig.RuntimeParams["application_name"] = "pgstate"
+	}
+	if c.Logger != nil {
+		pc.ConnConfig.Tracer = &statementLogger{logger: c.Logger, level: c.LogLevel}
+	}
+	return pc, nil
+}
+
+// dsnWithTLS writes the SSL settings into the DSN, where pgx builds its TLS
+// configuration from them exactly as libpq would.
+func (c Config) dsnWithTLS() (string, error) {
+	settings := [][2]string{
+		{"sslmode", c.SSLMode},
+		{"sslcert", c.SSLCert},
+		{"sslkey", c.SSLKey},
+		{"sslrootcert", c.SSLRootCert},
+	}
+	if strings.HasPrefix(c.DSN, "postgres://") || strings.HasPrefix(c.DSN, "postgresql://") {
+		u, err := url.Parse(c.DSN)
+		if err != nil {
+			return "", fmt.Errorf("%w: cannot parse DSN URL: %s", ErrInvalidConfig, redactParseError(err))
+		}
+		q := u.Query()
+		for _, kv := range settings {
+			if kv[1] != "" {
+				q.Set(kv[0], kv[1])
+			}
+		}
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	var b strings.Builder
+	b.WriteString(c.DSN)
+	for _, kv := range settings {
+		if kv[1] != "" {
+			fmt.Fprintf(&b, " %s='%s'", kv[0], strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(kv[1]))
+		}
+	}
+	return b.String(), nil
+}
+
+// redactParseError keeps the reason of a parse error without the DSN itself.
+func redactParseError(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		return msg[i+2:]
+	}
+	return msg
+}

@@ -1,0 +1,117 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgstate/pgstate/schema"
+)
+
+// Errors returned by the store. Check them with errors.Is; the message of the
+// returned error adds the detail (which key, which limit).
+var (
+	// ErrEmptyKey: keys must be at least one byte long.
+	ErrEmptyKey = errors.New("pgstate: empty key")
+	// ErrKeyTooLarge: keys are at most MaxKeySize bytes.
+	ErrKeyTooLarge = errors.New("pgstate: key too large")
+	// ErrValueTooLarge: values are at most Config.MaxValueSize bytes.
+	ErrValueTooLarge = errors.New("pgstate: value too large")
+	// ErrInvalidTTL: a TTL must be positive.
+	ErrInvalidTTL = errors.New("pgstate: invalid TTL")
+	// ErrInvalidMetadata: metadata must be a valid JSON document.
+	ErrInvalidMetadata = errors.New("pgstate: invalid metadata")
+	// ErrClosed: the store was used after Close.
+	ErrClosed = errors.New("pgstate: store is closed")
+	// ErrCheckpointNotFound: no checkpoint has that id (or it was deleted).
+	ErrCheckpointNotFound = errors.New("pgstate: checkpoint not found")
+	// ErrInvalidConfig: Open was given a setting it cannot use.
+	ErrInvalidConfig = errors.New("pgstate: invalid configuration")
+	// ErrInvalidSchemaName: Config.Schema is not a plain identifier.
+	ErrInvalidSchemaName = schema.ErrInvalidSchemaName
+	// ErrSchemaTooNew: the database was migrated by a newer pgstate release.
+	ErrSchemaTooNew = schema.ErrSchemaTooNew
+	// ErrSchemaOutdated: the store's tables are missing or older than this
+	// release, and Open was told not to migrate (or the migrations were
+	// rolled back under a running store).
+	ErrSchemaOutdated = errors.New("pgstate: database schema is not migrated to this release")
+	// ErrPermissionDenied: the database role lacks a privilege the operation
+	// needs (see the README's roles and grants).
+	ErrPermissionDenied = errors.New("pgstate: permission denied")
+	// ErrUnavailable: the database could not be reached, or the connection
+	// broke and the operation could not be retried.
+	ErrUnavailable = errors.New("pgstate: database unavailable")
+)
+
+// interpretError maps a driver error to the package's sentinels, keeping the
+// original in the chain (errors.As still finds a *pgconn.PgError). It is the
+// one place that knows SQLSTATE codes.
+func interpretError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "23514" && pgErr.ConstraintName == "state_entries_key_length",
+			pgErr.Code == "54000":
+			return fmt.Errorf("%w: %w", ErrKeyTooLarge, err)
+		case pgErr.Code == "42P01", pgErr.Code == "42883", pgErr.Code == "3F000":
+			// Undefined table, function or schema: the store is not migrated.
+			return fmt.Errorf("%w: %w", ErrSchemaOutdated, err)
+		case pgErr.Code == "42501":
+			return fmt.Errorf("%w: %w", ErrPermissionDenied, err)
+		case pgErr.Code == "22P02" && pgErr.DataTypeName == "jsonb", pgErr.Code == "22P02" && pgErr.Routine == "json_errsave_error":
+			return fmt.Errorf("%w: %w", ErrInvalidMetadata, err)
+		case isConnectionClass(pgErr.Code):
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if isConnectionError(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
+// isConnectionClass reports SQLSTATEs that mean the session is gone or the
+// server is going away: class 08 and 57P01..57P03.
+func isConnectionClass(code string) bool {
+	switch code {
+	case "57P01", "57P02", "57P03":
+		return true
+	}
+	return len(code) == 5 && code[:2] == "08"
+}
+
+// isConnectionError reports failures of the connection itself (as opposed
+// to errors the server returned), after which the outcome of a statement
+// that was sent is unknown.
+func isConnectionError(err error) bool {
+	if err == nil {
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &connectErr), errors.As(err, &netErr),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, pgx.ErrTxClosed), errors.Is(err, net.ErrClosed):
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return false
+	}
+	// pgconn reports a connection it had to close this way.
+	return pgconn.SafeToRetry(err) || strings.Contains(err.Error(), "conn closed")
+}

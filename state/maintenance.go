@@ -1,0 +1,98 @@
+package state
+
+import (
+	"context"
+
+	"github.com/pgstate/pgstate/gen"
+)
+
+// sqlVacuum is written here rather than in queries/ because sqlc cannot
+// compile VACUUM. The names are unqualified: the pool's search_path makes
+// them this store's tables.
+const sqlVacuum = `VACUUM (ANALYZE) state_entries, state_checkpoints, state_checkpoint_entries`
+
+// Vacuum runs VACUUM ANALYZE on the store's tables: it reclaims the space of
+// deleted and overwritten rows for reuse and refreshes planner statistics
+// (and CountEstimate). Autovacuum does the same on its own schedule. Only the
+// tables' owner may vacuum them; for another role PostgreSQL skips the
+// tables with a warning.
+func (p *Postgres) Vacuum(ctx context.Context) error {
+	if err := p.usable(); err != nil {
+		return p.fail("vacuum", err)
+	}
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
+	var err error
+	for attempt := 0; ; attempt++ {
+		p.stats.queries.Add(1)
+		_, err = p.pool.Exec(ctx, sqlVacuum)
+		if !p.shouldRetry(ctx, idempotent, err, attempt) {
+			break
+		}
+	}
+	if err != nil {
+		return p.fail("vacuum", err)
+	}
+	return nil
+}
+
+// HealthCheck verifies that the database answers and that the store's schema
+// is at the version this release expects. It is not retried: it reports the
+// state of the database now.
+func (p *Postgres) HealthCheck(ctx context.Context) error {
+	if err := p.usable(); err != nil {
+		return p.fail("health check", err)
+	}
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return p.fail("health check", err)
+	}
+	defer conn.Release()
+	p.stats.queries.Add(2)
+	if err := checkSchemaVersion(ctx, conn.Conn(), p.cfg.Schema); err != nil {
+		return p.fail("health check", err)
+	}
+	return nil
+}
+
+// TableStats describes the store's tables on disk.
+type TableStats struct {
+	LiveRows        int64 // rows as of the statistics collector's last report
+	DeadRows        int64 // deleted or overwritten rows not yet vacuumed
+	TableBytes      int64 // heap size of state_entries
+	IndexBytes      int64 // size of its indexes
+	TotalBytes      int64 // heap, indexes and TOAST together
+	CheckpointBytes int64 // everything the checkpoint tables hold
+}
+
+// TableStats reads the size and row figures of the store's tables.
+func (p *Postgres) TableStats(ctx context.Context) (TableStats, error) {
+	if err := p.usable(); err != nil {
+		return TableStats{}, p.fail("table stats", err)
+	}
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
+	var row gen.TableSizesRow
+	var err error
+	for attempt := 0; ; attempt++ {
+		p.stats.queries.Add(1)
+		row, err = p.q.TableSizes(ctx, p.pool)
+		if !p.shouldRetry(ctx, idempotent, err, attempt) {
+			break
+		}
+	}
+	if err != nil {
+		return TableStats{}, p.fail("table stats", err)
+	}
+	return TableStats{
+		LiveRows:        row.LiveRows,
+		DeadRows:        row.DeadRows,
+		TableBytes:      row.TableBytes,
+		IndexBytes:      row.IndexBytes,
+		TotalBytes:      row.TotalBytes,
+		CheckpointBytes: row.CheckpointBytes,
+	}, nil
+}
+

@@ -1,0 +1,359 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgstate/pgstate/gen"
+	"github.com/pgstate/pgstate/schema"
+)
+
+// Postgres is a Store kept in PostgreSQL tables, in the schema named by
+// Config.Schema. It is safe for concurrent use; create it with Open and
+// release it with Close.
+type Postgres struct {
+	cfg  Config
+	pool *pgxpool.Pool
+	q    *gen.Queries
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	cleaner   *cleaner
+
+	stats counters
+}
+
+// Open connects to the database, applies pending migrations (unless
+// cfg.SkipMigrations) and checks the schema version. It fails with
+// ErrInvalidConfig before connecting if a setting is invalid.
+func Open(ctx context.Context, cfg Config) (*Postgres, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("pgstate: open: %w", err)
+	}
+	pc, err := cfg.poolConfig()
+	if err != nil {
+		return nil, fmt.Errorf("pgstate: open: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("pgstate: open: %w", interpretError(err))
+	}
+	p := &Postgres{cfg: cfg, pool: pool, q: gen.New()}
+	if err := p.prepareSchema(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pgstate: open: %w", err)
+	}
+	if cfg.CleanupInterval > 0 {
+		p.cleaner = startCleaner(p, cfg.CleanupInterval)
+	}
+	return p, nil
+}
+
+// prepareSchema migrates (or, with SkipMigrations, only checks) the store's
+// schema on one connection.
+func (p *Postgres) prepareSchema(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout+p.cfg.QueryTimeout)
+	defer cancel()
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return interpretError(err)
+	}
+	defer conn.Release()
+	if !p.cfg.SkipMigrations {
+		if err := schema.Migrate(ctx, conn.Conn(), p.cfg.Schema); err != nil {
+			return interpretError(err)
+		}
+	}
+	return checkSchemaVersion(ctx, conn.Conn(), p.cfg.Schema)
+}
+
+func checkSchemaVersion(ctx context.Context, conn *pgx.Conn, schemaName string) error {
+	current, err := schema.Version(ctx, conn, schemaName)
+	if err != nil {
+		return interpretError(err)
+	}
+	latest, err := schema.Latest()
+	if err != nil {
+		return err
+	}
+	switch {
+	case current > latest:
+		return fmt.Errorf("%w: schema %q is at version %d, this release knows %d", ErrSchemaTooNew, schemaName, current, latest)
+	case current < latest:
+		return fmt.Errorf("%w: schema %q is at version %d, this release needs %d (run the migrations, e.g. statectl migrate up)", ErrSchemaOutdated, schemaName, current, latest)
+	}
+	return nil
+}
+
+// Close stops the background cleaner and closes every connection. Calls
+// after the first do nothing; operations after Close fail with ErrClosed.
+func (p *Postgres) Close() {
+	p.closeOnce.Do(func() {
+		p.closed.Store(true)
+		if p.cleaner != nil {
+			p.cleaner.stop()
+		}
+		p.pool.Close()
+	})
+}
+
+// Pool returns the underlying connection pool, for running queries of your
+// own in the same database (see the README's "Extending the schema").
+func (p *Postgres) Pool() *pgxpool.Pool { return p.pool }
+
+// Config returns the configuration the store was opened with.
+func (p *Postgres) Config() Config { return p.cfg }
+
+func noCancel() {}
+
+// withTimeout applies QueryTimeout unless ctx already ends earlier.
+func (p *Postgres) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= p.cfg.QueryTimeout {
+		return ctx, noCancel
+	}
+	return context.WithTimeout(ctx, p.cfg.QueryTimeout)
+}
+
+// fail counts a failed operation and gives its error the package's shape:
+// "pgstate: <op>: <cause>", with the cause mapped to a sentinel.
+func (p *Postgres) fail(op string, err error) error {
+	p.stats.errors.Add(1)
+	if p.closed.Load() && !errors.Is(err, ErrClosed) {
+		err = fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return fmt.Errorf("pgstate: %s: %w", op, interpretError(err))
+}
+
+// usable rejects calls on a closed store.
+func (p *Postgres) usable() error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+func (p *Postgres) checkKey(key []byte) error {
+	if err := p.usable(); err != nil {
+		return err
+	}
+	return checkKey(key)
+}
+
+func (p *Postgres) checkWrite(key, value []byte) error {
+	if err := p.checkKey(key); err != nil {
+		return err
+	}
+	return checkValue(value, p.cfg.MaxValueSize)
+}
+
+// Get implements Backend.
+func (p *Postgres) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
+	if err := p.checkKey(key); err != nil {
+		return nil, false, p.fail("get", err)
+	}
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
+	var value []byte
+	var err error
+	for attempt := 0; ; attempt++ {
+		p.stats.queries.Add(1)
+		value, err = p.q.EntryGet(ctx, p.pool, key)
+		if !p.shouldRetry(ctx, idempotent, err, attempt) {
+			break
+		}
+	}
+	if isNoRows(err) {
+		p.stats.gets.Add(1)
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, p.fail("get", err)
+	}
+	p.stats.gets.Add(1)
+	p.stats.bytesRead.Add(int64(len(value)))
+	return nonNil(value), true, nil
+}
+
+// Put implements Backend.
+func (p *Postgres) Put(ctx context.Context, key, value []byte) error {
+	return p.put(ctx, "put", gen.EntryPutParams{Key: key, Value: nonNil(value)})
+}
+
+// put runs one EntryPut; Put, PutWithTTL and PutWithMetadata share it.
+func (p *Postgres) put(ctx context.Context, op string, arg gen.EntryPutParams) error {
+	if err := p.checkWrite(arg.Key, arg.Value); err != nil {
+		return p.fail(op, err)
+	}
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
+	var err error
+	for attempt := 0; ; attempt++ {
+		p.stats.queries.Add(1)
+		err = p.q.EntryPut(ctx, p.pool, arg)
+		if !p.shouldRetry(ctx, idempotent, err, attempt) {
+			break
+		}
+	}
+	if err != nil {
+		return p.fail(op, err)
+	}
+	p.stats.puts.Add(1)
+	p.stats.bytesWritten.Add(int64(len(arg.Key) + len(arg.Value)))
+	return nil
+}
+
+// Delete implements Backend.
+func (p *Postgres) Delete(ctx context.Context, key []byte) error {
+	if err := p.checkKey(key); err != nil {
+		return p.fail("delete", err)
+	}
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
+	var err error
+	for attempt := 0; ; attempt++ {
+		p.stats.queries.Add(1)
+		_, err = p.q.EntryDelete(ctx, p.pool, key)
+		if !p.shouldRetry(ctx, idempotent, err, attempt) {
+			break
+		}
+	}
+	if err != nil {
+		return p.fail("delete", err)
+	}
+	p.stats.deletes.Add(1)
+	return nil
+}
+
+// Contains implements Backend.
+func (p *Postgres) Contains(ctx context.Context, key []byte) (bool, error) {
+	if err := p.checkKey(key); err != nil {
+		return false, p.fail("contains", err)
+	}
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
+	var found bool
+	var err error
+	for attempt := 0; ; attempt++ {
+		p.stats.queries.Add(1)
+		found, err = p.q.EntryExists(ctx, p.pool, key)
+		if !p.shouldRetry(ctx, idempotent, err, attempt) {
+			break
+		}
+	}
+	if err != nil {
+		return false, p.fail("contains", err)
+	}
+	p.stats.gets.Add(1)
+	return found, nil
+}
+
+// Count implements Backend. It scans every live entry, so it grows linearly
+// with the store; CountEstimate is the constant-time alternative.
+func (p *Postgres) Count(ctx context.Context) (int64, error) {
+	if err := p.usable(); err != nil {
+		return 0, p.fail("count", err)
+	}
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
+	var n int64
+	var err error
+	for attempt := 0; ; attempt++ {
+		p.stats.queries.Add(1)
+		n, err = p.q.EntriesCount(ctx, p.pool)
+		if !p.shouldRetry(ctx, idempotent, err, attempt) {
+			break
+		}
+	}
+	if err != nil {
+		return 0, p.fail("count", err)
+	}
+	return n, nil
+}
+
+// CountEstimate returns PostgreSQL's estimate of the number of rows (expired
+// ones not yet cleaned up included), as of the last VACUUM or ANALYZE. It
+// costs the same on any size of store, which makes it the number for
+// dashboards; it is -1 before the table was first analyzed.
+func (p *Postgres) CountEstimate(ctx context.Context) (int64, error) {
+	if err := p.usable(); err != nil {
+		return 0, p.fail("count estimate", err)
+	}
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
+	var n int64
+	var err error
+	for attempt := 0; ; attempt++ {
+		p.stats.queries.Add(1)
+		n, err = p.q.EntriesCountEstimate(ctx, p.pool)
+		if !p.shouldRetry(ctx, idempotent, err, attempt) {
+			break
+		}
+	}
+	if err != nil {
+		return 0, p.fail("count estimate", err)
+	}
+	return n, nil
+}
+
+// Clear implements Backend. It deletes row by row (not TRUNCATE), so readers
+// in other transactions keep seeing the old entries until it commits and the
+// application role needs no TRUNCATE privilege.
+func (p *Postgres) Clear(ctx context.Context) error {
+	if err := p.usable(); err != nil {
+		return p.fail("clear", err)
+	}
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
+	var err error
+	for attempt := 0; ; attempt++ {
+		p.stats.queries.Add(1)
+		_, err = p.q.EntriesDeleteAll(ctx, p.pool)
+		if !p.shouldRetry(ctx, idempotent, err, attempt) {
+			break
+		}
+	}
+	if err != nil {
+		return p.fail("clear", err)
+	}
+	p.stats.deletes.Add(1)
+	return nil
+}
+
+// ListKeys implements Backend. The prefix becomes a key range on the primary
+// key, [prefix, PrefixEnd(prefix)).
+func (p *Postgres) ListKeys(ctx context.Context, prefix []byte) ([][]byte, error) {
+	if err := p.usable(); err != nil {
+		return nil, p.fail("list keys", err)
+	}
+	if len(prefix) > MaxKeySize {
+		// No key can start with it.
+		return [][]byte{}, nil
+	}
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
+	lower, upper := nonNil(prefix), PrefixEnd(prefix)
+	var keys [][]byte
+	var err error
+	for attempt := 0; ; attempt++ {
+		p.stats.queries.Add(1)
+		if upper == nil {
+			keys, err = p.q.EntryKeysListFrom(ctx, p.pool, lower)
+		} else {
+			keys, err = p.q.EntryKeysListRange(ctx, p.pool, gen.EntryKeysListRangeParams{Lower: lower, Upper: upper})
+		}
+		if !p.shouldRetry(ctx, idempotent, err, attempt) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, p.fail("list keys", err)
+	}
+	return keys, nil
+}

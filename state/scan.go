@@ -1,0 +1,68 @@
+package state
+
+import (
+	"context"
+	"iter"
+
+	"github.com/pgstate/pgstate/gen"
+)
+
+// ScanPageSize is how many entries Scan reads per query.
+const ScanPageSize = 1000
+
+// Scan implements Store. Each page is one query that continues after the
+// last key of the previous page (keyset pagination on the primary key), so
+// memory stays at one page whatever the size of the store and no page costs
+// more than the first. Entries written during the scan may or may not be
+// seen; no entry is seen twice. Breaking out of the loop stops the scan.
+func (p *Postgres) Scan(ctx context.Context, prefix []byte) iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		if err := p.usable(); err != nil {
+			yield(Entry{}, p.fail("scan", err))
+			return
+		}
+		if len(prefix) > MaxKeySize {
+			return
+		}
+		lower, upper := nonNil(prefix), PrefixEnd(prefix)
+		for {
+			rows, err := p.scanPage(ctx, lower, upper)
+			if err != nil {
+				yield(Entry{}, p.fail("scan", err))
+				return
+			}
+			for _, row := range rows {
+				p.stats.bytesRead.Add(int64(len(row.Value)))
+				if !yield(entryFromRow(row), nil) {
+					return
+				}
+			}
+			if len(rows) < ScanPageSize {
+				return
+			}
+			// The smallest key after the last one: the last key plus a zero
+			// byte.
+			last := rows[len(rows)-1].Key
+			lower = append(last[:len(last):len(last)], 0)
+		}
+	}
+}
+
+func (p *Postgres) scanPage(ctx context.Context, lower, upper []byte) ([]gen.StateEntry, error) {
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
+	var rows []gen.StateEntry
+	var err error
+	for attempt := 0; ; attempt++ {
+		p.stats.queries.Add(1)
+		if upper == nil {
+			rows, err = p.q.EntriesScanFrom(ctx, p.pool, gen.EntriesScanFromParams{Lower: lower, PageSize: ScanPageSize})
+		} else {
+			rows, err = p.q.EntriesScanRange(ctx, p.pool, gen.EntriesScanRangeParams{Lower: lower, Upper: upper, PageSize: ScanPageSize})
+		}
+		if !p.shouldRetry(ctx, idempotent, err, attempt) {
+			break
+		}
+	}
+	return rows, err
+}

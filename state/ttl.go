@@ -1,0 +1,138 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgstate/pgstate/gen"
+)
+
+func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
+
+// ttlMicros converts a TTL for the database, rounding up so that a positive
+// TTL never becomes zero.
+func ttlMicros(ttl time.Duration) (int64, error) {
+	if ttl <= 0 {
+		return 0, fmt.Errorf("%w: %v, want a positive duration", ErrInvalidTTL, ttl)
+	}
+	return int64((ttl + time.Microsecond - 1) / time.Microsecond), nil
+}
+
+// PutWithTTL implements Store. The expiry is now() + ttl on the database
+// server, so clients with skewed clocks agree on it.
+func (p *Postgres) PutWithTTL(ctx context.Context, key, value []byte, ttl time.Duration) error {
+	micros, err := ttlMicros(ttl)
+	if err != nil {
+		return p.fail("put with ttl", err)
+	}
+	return p.put(ctx, "put with ttl", gen.EntryPutParams{Key: key, Value: nonNil(value), TtlMicros: &micros})
+}
+
+// CleanupExpired implements Store. It deletes in batches of
+// Config.CleanupBatchSize rows, each its own statement and transaction, so
+// no single huge DELETE holds locks or undo; concurrent calls are safe.
+func (p *Postgres) CleanupExpired(ctx context.Context) (int64, error) {
+	if err := p.usable(); err != nil {
+		return 0, p.fail("cleanup expired", err)
+	}
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
+	n, err := p.cleanupOn(ctx, p.pool)
+	if err != nil {
+		return n, p.fail("cleanup expired", err)
+	}
+	return n, nil
+}
+
+func (p *Postgres) cleanupOn(ctx context.Context, db gen.DBTX) (int64, error) {
+	batch := int32(p.cfg.CleanupBatchSize)
+	var total int64
+	for {
+		var n int64
+		var err error
+		for attempt := 0; ; attempt++ {
+			p.stats.queries.Add(1)
+			n, err = p.q.EntriesDeleteExpiredBatch(ctx, db, batch)
+			if !p.shouldRetry(ctx, idempotent, err, attempt) {
+				break
+			}
+		}
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < int64(batch) {
+			return total, nil
+		}
+	}
+}
+
+// cleaner runs cleanup rounds in the background until stopped.
+type cleaner struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startCleaner(p *Postgres, interval time.Duration) *cleaner {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &cleaner{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				p.cleanupRound(ctx)
+			}
+		}
+	}()
+	return c
+}
+
+func (c *cleaner) stop() {
+	c.cancel()
+	<-c.done
+}
+
+// cleanupRound cleans if this process wins the store's cleanup lock. The lock
+// is a session-level advisory lock, so it is held on one connection for the
+// whole round and released even if that connection dies.
+func (p *Postgres) cleanupRound(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.QueryTimeout)
+	defer cancel()
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		p.stats.errors.Add(1)
+		return
+	}
+	defer conn.Release()
+	p.stats.queries.Add(1)
+	acquired, err := p.q.CleanupLockTry(ctx, conn)
+	if err != nil {
+		p.stats.errors.Add(1)
+		return
+	}
+	if !acquired {
+		p.stats.cleanupSkips.Add(1)
+		return
+	}
+	p.stats.cleanupRuns.Add(1)
+	n, err := p.cleanupOn(ctx, conn)
+	p.stats.cleanedUp.Add(n)
+	if err != nil {
+		p.stats.errors.Add(1)
+	}
+	p.stats.queries.Add(1)
+	if _, err := p.q.CleanupUnlock(context.WithoutCancel(ctx), conn); err != nil {
+		// A connection that cannot unlock must not go back to the pool
+		// holding the lock.
+		_ = conn.Conn().Close(context.Background())
+	}
+}
