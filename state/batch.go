@@ -13,11 +13,11 @@ import (
 // entry is validated before anything is sent.
 func (p *Postgres) BatchPut(ctx context.Context, entries []Entry) error {
 	if err := p.usable(); err != nil {
-		return p.fail("batch put", err)
+		return p.fail(ctx, "batch put", err)
 	}
 	arg, bytes, err := p.batchParams(entries)
 	if err != nil {
-		return p.fail("batch put", err)
+		return p.fail(ctx, "batch put", err)
 	}
 	if len(arg.Keys) == 0 {
 		return nil
@@ -32,7 +32,7 @@ func (p *Postgres) BatchPut(ctx context.Context, entries []Entry) error {
 		}
 	}
 	if err != nil {
-		return p.fail("batch put", err)
+		return p.fail(ctx, "batch put", err)
 	}
 	p.stats.puts.Add(int64(len(arg.Keys)))
 	p.stats.bytesWritten.Add(bytes)
@@ -88,11 +88,11 @@ func (p *Postgres) batchParams(entries []Entry) (gen.EntriesUpsertManyParams, in
 // GetMany implements Store, in one round trip.
 func (p *Postgres) GetMany(ctx context.Context, keys [][]byte) (map[string][]byte, error) {
 	if err := p.usable(); err != nil {
-		return nil, p.fail("get many", err)
+		return nil, p.fail(ctx, "get many", err)
 	}
 	for i, k := range keys {
 		if err := checkKey(k); err != nil {
-			return nil, p.fail("get many", fmt.Errorf("key %d: %w", i, err))
+			return nil, p.fail(ctx, "get many", fmt.Errorf("key %d: %w", i, err))
 		}
 	}
 	out := make(map[string][]byte, len(keys))
@@ -111,7 +111,7 @@ func (p *Postgres) GetMany(ctx context.Context, keys [][]byte) (map[string][]byt
 		}
 	}
 	if err != nil {
-		return nil, p.fail("get many", err)
+		return nil, p.fail(ctx, "get many", err)
 	}
 	var read int64
 	for _, r := range rows {
@@ -127,11 +127,11 @@ func (p *Postgres) GetMany(ctx context.Context, keys [][]byte) (map[string][]byt
 // certainly deleted nothing, so the count it returns is exact.
 func (p *Postgres) DeleteMany(ctx context.Context, keys [][]byte) (int64, error) {
 	if err := p.usable(); err != nil {
-		return 0, p.fail("delete many", err)
+		return 0, p.fail(ctx, "delete many", err)
 	}
 	for i, k := range keys {
 		if err := checkKey(k); err != nil {
-			return 0, p.fail("delete many", fmt.Errorf("key %d: %w", i, err))
+			return 0, p.fail(ctx, "delete many", fmt.Errorf("key %d: %w", i, err))
 		}
 	}
 	if len(keys) == 0 {
@@ -149,7 +149,7 @@ func (p *Postgres) DeleteMany(ctx context.Context, keys [][]byte) (int64, error)
 		}
 	}
 	if err != nil {
-		return 0, p.fail("delete many", err)
+		return 0, p.fail(ctx, "delete many", err)
 	}
 	p.stats.deletes.Add(1)
 	return n, nil

@@ -22,16 +22,16 @@ func (p *Postgres) CreateCheckpoint(ctx context.Context) (uuid.UUID, error) {
 // older checkpoints beyond the newest N are deleted in the same transaction.
 func (p *Postgres) CreateCheckpointWithMetadata(ctx context.Context, metadata any) (uuid.UUID, error) {
 	if err := p.usable(); err != nil {
-		return uuid.Nil, p.fail("create checkpoint", err)
+		return uuid.Nil, p.fail(ctx, "create checkpoint", err)
 	}
 	md, err := encodeMetadata(metadata)
 	if err != nil {
-		return uuid.Nil, p.fail("create checkpoint", err)
+		return uuid.Nil, p.fail(ctx, "create checkpoint", err)
 	}
 	// Version 7: ids sort by creation time.
 	id, err := uuid.NewV7()
 	if err != nil {
-		return uuid.Nil, p.fail("create checkpoint", err)
+		return uuid.Nil, p.fail(ctx, "create checkpoint", err)
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
@@ -49,7 +49,7 @@ func (p *Postgres) CreateCheckpointWithMetadata(ctx context.Context, metadata an
 		return nil
 	})
 	if err != nil {
-		return uuid.Nil, p.fail("create checkpoint", err)
+		return uuid.Nil, p.fail(ctx, "create checkpoint", err)
 	}
 	return id, nil
 }
@@ -60,10 +60,10 @@ func (p *Postgres) CreateCheckpointWithMetadata(ctx context.Context, metadata an
 // Readers see either the state before or the restored state, never a mix.
 func (p *Postgres) RestoreCheckpoint(ctx context.Context, id uuid.UUID) error {
 	if err := p.usable(); err != nil {
-		return p.fail("restore checkpoint", err)
+		return p.fail(ctx, "restore checkpoint", err)
 	}
 	if id == uuid.Nil {
-		return p.fail("restore checkpoint", fmt.Errorf("%w: the nil id", ErrCheckpointNotFound))
+		return p.fail(ctx, "restore checkpoint", fmt.Errorf("%w: the nil id", ErrCheckpointNotFound))
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
@@ -85,7 +85,7 @@ func (p *Postgres) RestoreCheckpoint(ctx context.Context, id uuid.UUID) error {
 		return err
 	})
 	if err != nil {
-		return p.fail(fmt.Sprintf("restore checkpoint %s", id), err)
+		return p.fail(ctx, fmt.Sprintf("restore checkpoint %s", id), err)
 	}
 	return nil
 }
@@ -93,7 +93,7 @@ func (p *Postgres) RestoreCheckpoint(ctx context.Context, id uuid.UUID) error {
 // ListCheckpoints implements Store.
 func (p *Postgres) ListCheckpoints(ctx context.Context) ([]CheckpointInfo, error) {
 	if err := p.usable(); err != nil {
-		return nil, p.fail("list checkpoints", err)
+		return nil, p.fail(ctx, "list checkpoints", err)
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
@@ -107,7 +107,7 @@ func (p *Postgres) ListCheckpoints(ctx context.Context) ([]CheckpointInfo, error
 		}
 	}
 	if err != nil {
-		return nil, p.fail("list checkpoints", err)
+		return nil, p.fail(ctx, "list checkpoints", err)
 	}
 	out := make([]CheckpointInfo, len(rows))
 	for i, r := range rows {
@@ -119,7 +119,7 @@ func (p *Postgres) ListCheckpoints(ctx context.Context) ([]CheckpointInfo, error
 // DeleteCheckpoint implements Store.
 func (p *Postgres) DeleteCheckpoint(ctx context.Context, id uuid.UUID) error {
 	if err := p.usable(); err != nil {
-		return p.fail("delete checkpoint", err)
+		return p.fail(ctx, "delete checkpoint", err)
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
@@ -133,10 +133,10 @@ func (p *Postgres) DeleteCheckpoint(ctx context.Context, id uuid.UUID) error {
 		}
 	}
 	if err != nil {
-		return p.fail(fmt.Sprintf("delete checkpoint %s", id), err)
+		return p.fail(ctx, fmt.Sprintf("delete checkpoint %s", id), err)
 	}
 	if n == 0 {
-		return p.fail(fmt.Sprintf("delete checkpoint %s", id), ErrCheckpointNotFound)
+		return p.fail(ctx, fmt.Sprintf("delete checkpoint %s", id), ErrCheckpointNotFound)
 	}
 	return nil
 }

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgstate/pgstate/schema"
@@ -103,6 +106,10 @@ func DefaultConfig(dsn string) Config {
 	}
 }
 
+// cancelGrace is how long a cancelled statement's connection waits for the
+// server to acknowledge the cancel request before it is closed.
+const cancelGrace = 2 * time.Second
+
 var sslModes = map[string]bool{
 	"disable": true, "allow": true, "prefer": true,
 	"require": true, "verify-ca": true, "verify-full": true,
@@ -166,6 +173,19 @@ func (c Config) poolConfig() (*pgxpool.Config, error) {
 	// Every generated query names its tables unqualified; the pool's
 	// search_path makes them the tables of this store's schema.
 	pc.ConnConfig.RuntimeParams["search_path"] = quoted
+	// A statement whose client gave up must stop on the server too, or a
+	// timed-out write could still commit later (for example once a lock it
+	// waited for is released). Cancelling the context sends a cancel request;
+	// the connection is dropped only if the server does not answer it.
+	pc.ConnConfig.BuildContextWatcherHandler = func(conn *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: conn, DeadlineDelay: cancelGrace}
+	}
+	// The server enforces the same bound by itself (a little later, so that
+	// normally the client's own deadline fires first), for a client that dies
+	// or is cut off mid-statement.
+	if pc.ConnConfig.RuntimeParams["statement_timeout"] == "" {
+		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt((c.QueryTimeout + cancelGrace).Milliseconds(), 10)
+	}
 	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
 		pc.ConnConfig.RuntimeParams["application_name"] = "pgstate"
 	}

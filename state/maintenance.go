@@ -18,7 +18,7 @@ const sqlVacuum = `VACUUM (ANALYZE) state_entries, state_checkpoints, state_chec
 // tables with a warning.
 func (p *Postgres) Vacuum(ctx context.Context) error {
 	if err := p.usable(); err != nil {
-		return p.fail("vacuum", err)
+		return p.fail(ctx, "vacuum", err)
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
@@ -31,7 +31,7 @@ func (p *Postgres) Vacuum(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		return p.fail("vacuum", err)
+		return p.fail(ctx, "vacuum", err)
 	}
 	return nil
 }
@@ -41,18 +41,18 @@ func (p *Postgres) Vacuum(ctx context.Context) error {
 // state of the database now.
 func (p *Postgres) HealthCheck(ctx context.Context) error {
 	if err := p.usable(); err != nil {
-		return p.fail("health check", err)
+		return p.fail(ctx, "health check", err)
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
 	conn, err := p.pool.Acquire(ctx)
 	if err != nil {
-		return p.fail("health check", err)
+		return p.fail(ctx, "health check", err)
 	}
 	defer conn.Release()
 	p.stats.queries.Add(2)
 	if err := checkSchemaVersion(ctx, conn.Conn(), p.cfg.Schema); err != nil {
-		return p.fail("health check", err)
+		return p.fail(ctx, "health check", err)
 	}
 	return nil
 }
@@ -70,7 +70,7 @@ type TableStats struct {
 // TableStats reads the size and row figures of the store's tables.
 func (p *Postgres) TableStats(ctx context.Context) (TableStats, error) {
 	if err := p.usable(); err != nil {
-		return TableStats{}, p.fail("table stats", err)
+		return TableStats{}, p.fail(ctx, "table stats", err)
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
@@ -84,7 +84,7 @@ func (p *Postgres) TableStats(ctx context.Context) (TableStats, error) {
 		}
 	}
 	if err != nil {
-		return TableStats{}, p.fail("table stats", err)
+		return TableStats{}, p.fail(ctx, "table stats", err)
 	}
 	return TableStats{
 		LiveRows:        row.LiveRows,
@@ -95,4 +95,3 @@ func (p *Postgres) TableStats(ctx context.Context) (TableStats, error) {
 		CheckpointBytes: row.CheckpointBytes,
 	}, nil
 }
-

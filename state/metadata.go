@@ -44,7 +44,7 @@ func encodeMetadata(metadata any) (json.RawMessage, error) {
 func (p *Postgres) PutWithMetadata(ctx context.Context, key, value []byte, metadata any) error {
 	md, err := encodeMetadata(metadata)
 	if err != nil {
-		return p.fail("put with metadata", err)
+		return p.fail(ctx, "put with metadata", err)
 	}
 	return p.put(ctx, "put with metadata", gen.EntryPutParams{Key: key, Value: nonNil(value), Metadata: md})
 }
@@ -52,7 +52,7 @@ func (p *Postgres) PutWithMetadata(ctx context.Context, key, value []byte, metad
 // GetEntry implements Store.
 func (p *Postgres) GetEntry(ctx context.Context, key []byte) (Entry, bool, error) {
 	if err := p.checkKey(key); err != nil {
-		return Entry{}, false, p.fail("get entry", err)
+		return Entry{}, false, p.fail(ctx, "get entry", err)
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
@@ -70,7 +70,7 @@ func (p *Postgres) GetEntry(ctx context.Context, key []byte) (Entry, bool, error
 		return Entry{}, false, nil
 	}
 	if err != nil {
-		return Entry{}, false, p.fail("get entry", err)
+		return Entry{}, false, p.fail(ctx, "get entry", err)
 	}
 	p.stats.gets.Add(1)
 	p.stats.bytesRead.Add(int64(len(row.Value)))
@@ -81,14 +81,14 @@ func (p *Postgres) GetEntry(ctx context.Context, key []byte) (Entry, bool, error
 // metadata.
 func (p *Postgres) FindByMetadata(ctx context.Context, filter any) ([]Entry, error) {
 	if err := p.usable(); err != nil {
-		return nil, p.fail("find by metadata", err)
+		return nil, p.fail(ctx, "find by metadata", err)
 	}
 	f, err := encodeMetadata(filter)
 	if err != nil {
-		return nil, p.fail("find by metadata", err)
+		return nil, p.fail(ctx, "find by metadata", err)
 	}
 	if f == nil {
-		return nil, p.fail("find by metadata", fmt.Errorf("%w: the filter is empty", ErrInvalidMetadata))
+		return nil, p.fail(ctx, "find by metadata", fmt.Errorf("%w: the filter is empty", ErrInvalidMetadata))
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
@@ -101,7 +101,7 @@ func (p *Postgres) FindByMetadata(ctx context.Context, filter any) ([]Entry, err
 		}
 	}
 	if err != nil {
-		return nil, p.fail("find by metadata", err)
+		return nil, p.fail(ctx, "find by metadata", err)
 	}
 	entries := make([]Entry, len(rows))
 	for i, row := range rows {

@@ -122,13 +122,20 @@ func (p *Postgres) withTimeout(ctx context.Context) (context.Context, context.Ca
 }
 
 // fail counts a failed operation and gives its error the package's shape:
-// "pgstate: <op>: <cause>", with the cause mapped to a sentinel.
-func (p *Postgres) fail(op string, err error) error {
+// "pgstate: <op>: <cause>", with the cause mapped to a sentinel. When the
+// operation's context ended, the error also matches ctx.Err(): the server's
+// "canceling statement" reply to the cancel request is then the context's
+// doing.
+func (p *Postgres) fail(ctx context.Context, op string, err error) error {
 	p.stats.errors.Add(1)
 	if p.closed.Load() && !errors.Is(err, ErrClosed) {
 		err = fmt.Errorf("%w: %w", ErrClosed, err)
 	}
-	return fmt.Errorf("pgstate: %s: %w", op, interpretError(err))
+	err = interpretError(err)
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		err = fmt.Errorf("%w: %w", ctxErr, err)
+	}
+	return fmt.Errorf("pgstate: %s: %w", op, err)
 }
 
 // usable rejects calls on a closed store.
@@ -156,7 +163,7 @@ func (p *Postgres) checkWrite(key, value []byte) error {
 // Get implements Backend.
 func (p *Postgres) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
 	if err := p.checkKey(key); err != nil {
-		return nil, false, p.fail("get", err)
+		return nil, false, p.fail(ctx, "get", err)
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
@@ -174,7 +181,7 @@ func (p *Postgres) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, p.fail("get", err)
+		return nil, false, p.fail(ctx, "get", err)
 	}
 	p.stats.gets.Add(1)
 	p.stats.bytesRead.Add(int64(len(value)))
@@ -189,7 +196,7 @@ func (p *Postgres) Put(ctx context.Context, key, value []byte) error {
 // put runs one EntryPut; Put, PutWithTTL and PutWithMetadata share it.
 func (p *Postgres) put(ctx context.Context, op string, arg gen.EntryPutParams) error {
 	if err := p.checkWrite(arg.Key, arg.Value); err != nil {
-		return p.fail(op, err)
+		return p.fail(ctx, op, err)
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
@@ -202,7 +209,7 @@ func (p *Postgres) put(ctx context.Context, op string, arg gen.EntryPutParams) e
 		}
 	}
 	if err != nil {
-		return p.fail(op, err)
+		return p.fail(ctx, op, err)
 	}
 	p.stats.puts.Add(1)
 	p.stats.bytesWritten.Add(int64(len(arg.Key) + len(arg.Value)))
@@ -212,7 +219,7 @@ func (p *Postgres) put(ctx context.Context, op string, arg gen.EntryPutParams) e
 // Delete implements Backend.
 func (p *Postgres) Delete(ctx context.Context, key []byte) error {
 	if err := p.checkKey(key); err != nil {
-		return p.fail("delete", err)
+		return p.fail(ctx, "delete", err)
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
@@ -225,7 +232,7 @@ func (p *Postgres) Delete(ctx context.Context, key []byte) error {
 		}
 	}
 	if err != nil {
-		return p.fail("delete", err)
+		return p.fail(ctx, "delete", err)
 	}
 	p.stats.deletes.Add(1)
 	return nil
@@ -234,7 +241,7 @@ func (p *Postgres) Delete(ctx context.Context, key []byte) error {
 // Contains implements Backend.
 func (p *Postgres) Contains(ctx context.Context, key []byte) (bool, error) {
 	if err := p.checkKey(key); err != nil {
-		return false, p.fail("contains", err)
+		return false, p.fail(ctx, "contains", err)
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
@@ -248,7 +255,7 @@ func (p *Postgres) Contains(ctx context.Context, key []byte) (bool, error) {
 		}
 	}
 	if err != nil {
-		return false, p.fail("contains", err)
+		return false, p.fail(ctx, "contains", err)
 	}
 	p.stats.gets.Add(1)
 	return found, nil
@@ -258,7 +265,7 @@ func (p *Postgres) Contains(ctx context.Context, key []byte) (bool, error) {
 // with the store; CountEstimate is the constant-time alternative.
 func (p *Postgres) Count(ctx context.Context) (int64, error) {
 	if err := p.usable(); err != nil {
-		return 0, p.fail("count", err)
+		return 0, p.fail(ctx, "count", err)
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
@@ -272,7 +279,7 @@ func (p *Postgres) Count(ctx context.Context) (int64, error) {
 		}
 	}
 	if err != nil {
-		return 0, p.fail("count", err)
+		return 0, p.fail(ctx, "count", err)
 	}
 	return n, nil
 }
@@ -283,7 +290,7 @@ func (p *Postgres) Count(ctx context.Context) (int64, error) {
 // dashboards; it is -1 before the table was first analyzed.
 func (p *Postgres) CountEstimate(ctx context.Context) (int64, error) {
 	if err := p.usable(); err != nil {
-		return 0, p.fail("count estimate", err)
+		return 0, p.fail(ctx, "count estimate", err)
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
@@ -297,7 +304,7 @@ func (p *Postgres) CountEstimate(ctx context.Context) (int64, error) {
 		}
 	}
 	if err != nil {
-		return 0, p.fail("count estimate", err)
+		return 0, p.fail(ctx, "count estimate", err)
 	}
 	return n, nil
 }
@@ -307,7 +314,7 @@ func (p *Postgres) CountEstimate(ctx context.Context) (int64, error) {
 // application role needs no TRUNCATE privilege.
 func (p *Postgres) Clear(ctx context.Context) error {
 	if err := p.usable(); err != nil {
-		return p.fail("clear", err)
+		return p.fail(ctx, "clear", err)
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
@@ -320,7 +327,7 @@ func (p *Postgres) Clear(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		return p.fail("clear", err)
+		return p.fail(ctx, "clear", err)
 	}
 	p.stats.deletes.Add(1)
 	return nil
@@ -330,7 +337,7 @@ func (p *Postgres) Clear(ctx context.Context) error {
 // key, [prefix, PrefixEnd(prefix)).
 func (p *Postgres) ListKeys(ctx context.Context, prefix []byte) ([][]byte, error) {
 	if err := p.usable(); err != nil {
-		return nil, p.fail("list keys", err)
+		return nil, p.fail(ctx, "list keys", err)
 	}
 	if len(prefix) > MaxKeySize {
 		// No key can start with it.
@@ -353,7 +360,7 @@ func (p *Postgres) ListKeys(ctx context.Context, prefix []byte) ([][]byte, error
 		}
 	}
 	if err != nil {
-		return nil, p.fail("list keys", err)
+		return nil, p.fail(ctx, "list keys", err)
 	}
 	return keys, nil
 }

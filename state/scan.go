@@ -18,7 +18,7 @@ const ScanPageSize = 1000
 func (p *Postgres) Scan(ctx context.Context, prefix []byte) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
 		if err := p.usable(); err != nil {
-			yield(Entry{}, p.fail("scan", err))
+			yield(Entry{}, p.fail(ctx, "scan", err))
 			return
 		}
 		if len(prefix) > MaxKeySize {
@@ -28,7 +28,7 @@ func (p *Postgres) Scan(ctx context.Context, prefix []byte) iter.Seq2[Entry, err
 		for {
 			rows, err := p.scanPage(ctx, lower, upper)
 			if err != nil {
-				yield(Entry{}, p.fail("scan", err))
+				yield(Entry{}, p.fail(ctx, "scan", err))
 				return
 			}
 			for _, row := range rows {

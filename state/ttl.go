@@ -27,7 +27,7 @@ func ttlMicros(ttl time.Duration) (int64, error) {
 func (p *Postgres) PutWithTTL(ctx context.Context, key, value []byte, ttl time.Duration) error {
 	micros, err := ttlMicros(ttl)
 	if err != nil {
-		return p.fail("put with ttl", err)
+		return p.fail(ctx, "put with ttl", err)
 	}
 	return p.put(ctx, "put with ttl", gen.EntryPutParams{Key: key, Value: nonNil(value), TtlMicros: &micros})
 }
@@ -37,13 +37,13 @@ func (p *Postgres) PutWithTTL(ctx context.Context, key, value []byte, ttl time.D
 // no single huge DELETE holds locks or undo; concurrent calls are safe.
 func (p *Postgres) CleanupExpired(ctx context.Context) (int64, error) {
 	if err := p.usable(); err != nil {
-		return 0, p.fail("cleanup expired", err)
+		return 0, p.fail(ctx, "cleanup expired", err)
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
 	n, err := p.cleanupOn(ctx, p.pool)
 	if err != nil {
-		return n, p.fail("cleanup expired", err)
+		return n, p.fail(ctx, "cleanup expired", err)
 	}
 	return n, nil
 }
