@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,6 +47,7 @@ var storeTests = []storeTest{
 	{"Scan", testScan},
 	{"Checkpoints", testCheckpoints},
 	{"CheckpointUnknownID", testCheckpointUnknownID},
+	{"ConcurrentFeatures", testConcurrentFeatures},
 }
 
 func testMetadataRoundTrip(t *testing.T, s state.Store) {
@@ -538,5 +540,84 @@ func testCheckpointUnknownID(t *testing.T, s state.Store) {
 	}
 	if v, ok := mustGet(t, s, "k"); !ok || v != "v" {
 		t.Fatal("store changed by a failed restore")
+	}
+}
+
+// testConcurrentFeatures runs 20 goroutines that each use a different mix of
+// the Store's features at once (batches, metadata, expiry, scans,
+// checkpoints) on their own keys, then checks what each one left behind.
+func testConcurrentFeatures(t *testing.T, s state.Store) {
+	const workers, rounds = 20, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			prefix := fmt.Sprintf("c%02d/", w)
+			key := func(i int) []byte { return []byte(fmt.Sprintf("%s%02d", prefix, i)) }
+			for i := range rounds {
+				var err error
+				switch w % 5 {
+				case 0:
+					err = s.BatchPut(ctx(), []state.Entry{{Key: key(i), Value: []byte("b")}, {Key: key(i + 50), Value: []byte("b")}})
+				case 1:
+					err = s.PutWithMetadata(ctx(), key(i), []byte("m"), map[string]any{"worker": w, "i": i})
+					if err == nil {
+						var found []state.Entry
+						found, err = s.FindByMetadata(ctx(), map[string]any{"worker": w})
+						if err == nil && len(found) != i+1 {
+							err = fmt.Errorf("worker %d found %d entries, want %d", w, len(found), i+1)
+						}
+					}
+				case 2:
+					err = s.PutWithTTL(ctx(), key(i), []byte("t"), time.Hour)
+				case 3:
+					err = s.Put(ctx(), key(i), []byte("p"))
+					if err == nil {
+						var got map[string][]byte
+						got, err = s.GetMany(ctx(), [][]byte{key(i), key(i + 99)})
+						if err == nil && len(got) != 1 {
+							err = fmt.Errorf("worker %d: GetMany = %d entries, want 1", w, len(got))
+						}
+					}
+				case 4:
+					err = s.Put(ctx(), key(i), []byte("s"))
+					if err == nil {
+						_, err = s.CreateCheckpoint(ctx())
+					}
+					n := 0
+					for _, serr := range s.Scan(ctx(), []byte(prefix)) {
+						if serr != nil {
+							err = serr
+						}
+						n++
+					}
+					if err == nil && n != i+1 {
+						err = fmt.Errorf("worker %d scanned %d entries, want %d", w, n, i+1)
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for w := range workers {
+		want := rounds
+		if w%5 == 0 {
+			want = 2 * rounds
+		}
+		if keys := mustList(t, s, []byte(fmt.Sprintf("c%02d/", w))); len(keys) != want {
+			t.Fatalf("worker %d left %d keys, want %d", w, len(keys), want)
+		}
+	}
+	cps, err := s.ListCheckpoints(ctx())
+	if err != nil || len(cps) != 4*rounds {
+		t.Fatalf("ListCheckpoints = %d, %v; want %d", len(cps), err, 4*rounds)
 	}
 }
