@@ -1,0 +1,123 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// flagSet returns a flag set that also accepts the global flags, so that
+// "statectl get --json KEY" works as well as "statectl --json get KEY". The
+// globals are bound to the same variables, with their current values as
+// defaults, so a later occurrence overrides an earlier one.
+func (a *app) flagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	// flag would print its own multi-line message; errors are reported once,
+	// in one line, by run.
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&a.g.dsn, "dsn", a.g.dsn, "PostgreSQL connection string")
+	fs.StringVar(&a.g.schema, "schema", a.g.schema, "the store's schema")
+	fs.BoolVar(&a.g.json, "json", a.g.json, "JSON output")
+	fs.BoolVar(&a.g.hex, "hex", a.g.hex, "hex keys and values")
+	fs.BoolVar(&a.g.base64, "base64", a.g.base64, "base64 keys and values")
+	return fs
+}
+
+// parse parses args with fs, letting flags follow positional arguments
+// ("statectl get KEY --json"). Everything after "--" is positional, which is
+// how a value starting with "-" is passed.
+func (a *app) parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, a.flagError(fs.Name(), err)
+		}
+		rest := fs.Args()
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+func (a *app) flagError(name string, err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		a.printUsage(a.stdout)
+		return errHelpShown
+	}
+	return usagef("%s: %v: run 'statectl help' for usage", name, err)
+}
+
+// wantArgs checks the number of positional arguments.
+func wantArgs(cmd string, args []string, names ...string) error {
+	if len(args) < len(names) {
+		return usagef("%s: missing %s: usage is 'statectl %s %s'", cmd, names[len(args)], cmd, joinNames(names))
+	}
+	if len(args) > len(names) {
+		return usagef("%s: unexpected argument %q: usage is 'statectl %s %s'", cmd, args[len(names)], cmd, joinNames(names))
+	}
+	return nil
+}
+
+func joinNames(names []string) string { return strings.Join(names, " ") }
+
+// onlyWith rejects flags given to an action they do not apply to, rather
+// than silently ignoring them.
+func onlyWith(fs *flag.FlagSet, action string, allowed ...string) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "dsn", "schema", "json", "hex", "base64":
+			return
+		}
+		for _, a := range allowed {
+			if f.Name == a {
+				return
+			}
+		}
+		if err == nil {
+			err = usagef("%s: --%s does not apply to %s", fs.Name(), f.Name, action)
+		}
+	})
+	return err
+}
+
+// stdinIsTerminal reports whether reading stdin would wait for someone to
+// type, which for put means the value was forgotten.
+func stdinIsTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// durationFlag rejects zero and negative TTLs at parse time, so the error is
+// a usage error naming the flag.
+type durationFlag struct {
+	d   time.Duration
+	set bool
+}
+
+func (f *durationFlag) String() string { return f.d.String() }
+
+func (f *durationFlag) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("want a duration such as 30s, 10m or 2h")
+	}
+	if d <= 0 {
+		return errors.New("want a positive duration")
+	}
+	f.d, f.set = d, true
+	return nil
+}

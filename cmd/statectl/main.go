@@ -1,0 +1,164 @@
+// Command statectl is the operator's command line for a pgstate store: it
+// migrates the schema, reads and writes entries, manages checkpoints and
+// reports on the store's health and size.
+//
+// Usage:
+//
+//	statectl [global flags] COMMAND [flags] [arguments]
+//
+// Global flags (accepted before or after the command):
+//
+//	--dsn DSN      PostgreSQL connection string (default $DATABASE_URL)
+//	--schema NAME  the store's schema (default public)
+//	--json         print one JSON document per command, for scripts
+//	--hex          keys, prefixes and values are hex on input and output
+//	--base64       keys, prefixes and values are standard base64
+//
+// Only the migrate commands change the schema; every other command opens
+// the store with Config.SkipMigrations and fails if the schema is not at the
+// version this release expects.
+//
+// Exit codes:
+//
+//	0  success
+//	1  not found: get of a missing key, an unknown checkpoint
+//	2  usage error: unknown command, bad flag, missing argument, bad encoding
+//	3  any other failure: connection, authentication, database error
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// Exit codes, part of the command's documented interface.
+const (
+	exitOK       = 0
+	exitNotFound = 1
+	exitUsage    = 2
+	exitFailure  = 3
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// globals are the flags every command accepts.
+type globals struct {
+	dsn    string
+	schema string
+	json   bool
+	hex    bool
+	base64 bool
+}
+
+// app carries the streams and global settings of one invocation, so that
+// run can be driven without a process.
+type app struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	g      globals
+}
+
+// run executes one command line and returns the process exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{
+		stdin:  stdin,
+		stdout: stdout,
+		stderr: stderr,
+		g:      globals{dsn: os.Getenv("DATABASE_URL"), schema: "public"},
+	}
+	err := a.dispatch(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	if err == errHelpShown {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "statectl: "+describe(err))
+	return exitCode(err)
+}
+
+// command is one entry of the command table; usage doubles as the help line.
+type command struct {
+	name    string
+	usage   string
+	summary string
+	run     func(ctx context.Context, a *app, args []string) error
+}
+
+var commands []command
+
+func init() {
+	// Assigned here rather than in the declaration because help refers back
+	// to the table.
+	commands = []command{
+		{"migrate", "migrate up|down|status [--to N]", "apply, roll back (one version, or to N) or show migrations", cmdMigrate},
+		{"get", "get KEY", "print the value of KEY (exit 1 if missing)", cmdGet},
+		{"put", "put KEY [VALUE] [--ttl D] [--metadata JSON]", "store VALUE (or stdin) under KEY", cmdPut},
+		{"delete", "delete KEY", "remove KEY", cmdDelete},
+		{"list", "list [--prefix P]", "print the keys, sorted, that start with P", cmdList},
+		{"count", "count", "print the number of live entries", cmdCount},
+		{"checkpoint", "checkpoint create [--metadata JSON]|list|restore ID|delete ID", "manage snapshots of every entry", cmdCheckpoint},
+		{"cleanup", "cleanup", "delete expired entries now", cmdCleanup},
+		{"vacuum", "vacuum", "VACUUM ANALYZE the store's tables", cmdVacuum},
+		{"stats", "stats", "print entry counts and table sizes", cmdStats},
+		{"health", "health", "check the connection and the schema version", cmdHealth},
+		{"help", "help", "print this help", cmdHelp},
+	}
+}
+
+func (a *app) dispatch(ctx context.Context, args []string) error {
+	fs := a.flagSet("statectl")
+	if err := fs.Parse(args); err != nil {
+		return a.flagError("statectl", err)
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return usagef("no command: run 'statectl help' for the list of commands")
+	}
+	name := rest[0]
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(ctx, a, rest[1:])
+		}
+	}
+	return usagef("unknown command %q: run 'statectl help' for the list of commands", name)
+}
+
+func cmdHelp(_ context.Context, a *app, _ []string) error {
+	a.printUsage(a.stdout)
+	return nil
+}
+
+func (a *app) printUsage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString("statectl manages a pgstate store.\n\nUsage:\n  statectl [global flags] COMMAND [flags] [arguments]\n\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-62s %s\n", c.usage, c.summary)
+	}
+	b.WriteString(`
+Global flags (before or after the command):
+  --dsn DSN      PostgreSQL connection string (default $DATABASE_URL)
+  --schema NAME  the store's schema (default public)
+  --json         machine-readable output, one JSON document
+  --hex          keys, prefixes and values in hex, on input and output
+  --base64       keys, prefixes and values in standard base64
+
+Without --hex or --base64, get prints the value followed by a newline, and
+put reads stdin byte for byte when VALUE is omitted.
+
+Exit codes: 0 success, 1 not found, 2 usage error, 3 any other failure
+(connection or database error).
+`)
+	io.WriteString(w, b.String())
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgstate/pgstate/schema"
+	"github.com/pgstate/pgstate/state"
+)
+
+// connectTimeout is shorter than the library's default: an operator at a
+// terminal wants a wrong host reported quickly.
+const connectTimeout = 10 * time.Second
+
+// target checks the DSN and schema before anything connects.
+func (a *app) target() (dsn, schemaName string, err error) {
+	if a.g.dsn == "" {
+		return "", "", usagef("no DSN: pass --dsn or set DATABASE_URL")
+	}
+	if err := schema.ValidateName(a.g.schema); err != nil {
+		return "", "", usagef("--schema: %v", err)
+	}
+	return a.g.dsn, a.g.schema, nil
+}
+
+// open opens the store without migrating it: only the migrate commands may
+// change the schema, so that a typo in --schema cannot create a new store.
+func (a *app) open(ctx context.Context) (*state.Postgres, error) {
+	dsn, schemaName, err := a.target()
+	if err != nil {
+		return nil, err
+	}
+	cfg := state.DefaultConfig(dsn)
+	cfg.Schema = schemaName
+	cfg.SkipMigrations = true
+	// One command at a time needs no idle connections kept open.
+	cfg.MinConns = 0
+	cfg.MaxConns = 2
+	cfg.ConnectTimeout = connectTimeout
+	return state.Open(ctx, cfg)
+}
+
+// connect opens a plain connection for the migration machinery, which works
+// on a *pgx.Conn rather than on a store.
+func (a *app) connect(ctx context.Context) (*pgx.Conn, string, error) {
+	dsn, schemaName, err := a.target()
+	if err != nil {
+		return nil, "", err
+	}
+	cc, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, "", usagef("cannot parse the DSN: %v", err)
+	}
+	if cc.ConnectTimeout == 0 || cc.ConnectTimeout > connectTimeout {
+		cc.ConnectTimeout = connectTimeout
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		var netErr net.Error
+		if errors.As(err, &netErr) {
+			// Nothing answered: the same condition the store reports as
+			// unavailable, so it gets the same advice.
+			return nil, "", &connectError{err: fmt.Errorf("%w: %w", state.ErrUnavailable, err)}
+		}
+		return nil, "", &connectError{err: err}
+	}
+	return conn, schemaName, nil
+}
+
+// withStore runs fn on an open store and closes it.
+func (a *app) withStore(ctx context.Context, fn func(*state.Postgres) error) error {
+	s, err := a.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return fn(s)
+}
+
+func closeConn(conn *pgx.Conn) {
+	// The command's outcome is already decided; a failed goodbye changes
+	// nothing.
+	_ = conn.Close(context.Background())
+}
+
+func describeVersion(schemaName string, v int32) string {
+	return fmt.Sprintf("schema %s is at version %d", schemaName, v)
+}
