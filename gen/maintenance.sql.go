@@ -57,6 +57,26 @@ func (q *Queries) EntriesDeleteExpiredBatch(ctx context.Context, db DBTX, batchS
 	return result.RowsAffected(), nil
 }
 
+const storeTablesOwned = `-- name: StoreTablesOwned :one
+SELECT coalesce(bool_and(pg_catalog.pg_has_role(c.relowner, 'MEMBER')), false)::boolean AS owned
+FROM pg_catalog.pg_class AS c
+WHERE c.oid IN (
+    'state_entries'::regclass,
+    'state_checkpoints'::regclass,
+    'state_checkpoint_entries'::regclass
+)
+`
+
+// StoreTablesOwned reports whether the current role owns (or is a member of
+// the owner of) every table of the store, which VACUUM requires: for anyone
+// else PostgreSQL skips the table with only a warning.
+func (q *Queries) StoreTablesOwned(ctx context.Context, db DBTX) (bool, error) {
+	row := db.QueryRow(ctx, storeTablesOwned)
+	var owned bool
+	err := row.Scan(&owned)
+	return owned, err
+}
+
 const tableSizes = `-- name: TableSizes :one
 SELECT
     pg_catalog.pg_stat_get_live_tuples('state_entries'::regclass) AS live_rows,

@@ -33,3 +33,15 @@ SELECT
     pg_catalog.pg_total_relation_size('state_entries'::regclass) AS total_bytes,
     (pg_catalog.pg_total_relation_size('state_checkpoints'::regclass)
         + pg_catalog.pg_total_relation_size('state_checkpoint_entries'::regclass))::bigint AS checkpoint_bytes;
+
+-- StoreTablesOwned reports whether the current role owns (or is a member of
+-- the owner of) every table of the store, which VACUUM requires: for anyone
+-- else PostgreSQL skips the table with only a warning.
+-- name: StoreTablesOwned :one
+SELECT coalesce(bool_and(pg_catalog.pg_has_role(c.relowner, 'MEMBER')), false)::boolean AS owned
+FROM pg_catalog.pg_class AS c
+WHERE c.oid IN (
+    'state_entries'::regclass,
+    'state_checkpoints'::regclass,
+    'state_checkpoint_entries'::regclass
+);

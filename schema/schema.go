@@ -48,6 +48,10 @@ const (
 	// released even if the connection is reused.
 	sqlLockSchemaCreation = `SELECT pg_advisory_xact_lock(hashtextextended('pgstate.create_schema', 0))`
 	sqlCreateSchema       = `CREATE SCHEMA IF NOT EXISTS %s`
+	// Checked first because CREATE SCHEMA IF NOT EXISTS needs the CREATE
+	// privilege on the database even when the schema exists, which an owner
+	// role given a schema by its DBA does not have.
+	sqlSchemaExists = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)`
 	// Scopes one migration's unqualified names to the target schema; local to
 	// the migration's transaction.
 	sqlSetLocalSearchPath = `SELECT set_config('search_path', $1, true)`
@@ -165,7 +169,7 @@ func newMigrator(ctx context.Context, conn *pgx.Conn, schemaName string) (*migra
 	if err != nil {
 		return nil, err
 	}
-	if err := createSchema(ctx, conn, quoted); err != nil {
+	if err := createSchema(ctx, conn, schemaName, quoted); err != nil {
 		return nil, err
 	}
 	m, err := migrate.NewMigrator(ctx, conn, quoted+"."+pgx.Identifier{VersionTable}.Sanitize())
@@ -197,7 +201,14 @@ func newMigrator(ctx context.Context, conn *pgx.Conn, schemaName string) (*migra
 	return m, nil
 }
 
-func createSchema(ctx context.Context, conn *pgx.Conn, quoted string) error {
+func createSchema(ctx context.Context, conn *pgx.Conn, name, quoted string) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, sqlSchemaExists, name).Scan(&exists); err != nil {
+		return fmt.Errorf("look up schema %s: %w", quoted, err)
+	}
+	if exists {
+		return nil
+	}
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, sqlLockSchemaCreation); err != nil {
 			return fmt.Errorf("lock schema creation: %w", err)

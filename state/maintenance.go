@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/pgstate/pgstate/gen"
 )
@@ -14,15 +15,30 @@ const sqlVacuum = `VACUUM (ANALYZE) state_entries, state_checkpoints, state_chec
 // Vacuum runs VACUUM ANALYZE on the store's tables: it reclaims the space of
 // deleted and overwritten rows for reuse and refreshes planner statistics
 // (and CountEstimate). Autovacuum does the same on its own schedule. Only the
-// tables' owner may vacuum them; for another role PostgreSQL skips the
-// tables with a warning.
+// tables' owner may vacuum them: PostgreSQL merely warns and skips the tables
+// for anyone else, so Vacuum checks ownership first and returns
+// ErrPermissionDenied rather than succeed without doing anything.
 func (p *Postgres) Vacuum(ctx context.Context) error {
 	if err := p.usable(); err != nil {
 		return p.fail(ctx, "vacuum", err)
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
+	var owned bool
 	var err error
+	for attempt := 0; ; attempt++ {
+		p.stats.queries.Add(1)
+		owned, err = p.q.StoreTablesOwned(ctx, p.pool)
+		if !p.shouldRetry(ctx, idempotent, err, attempt) {
+			break
+		}
+	}
+	if err != nil {
+		return p.fail(ctx, "vacuum", err)
+	}
+	if !owned {
+		return p.fail(ctx, "vacuum", fmt.Errorf("%w: only the owner of the store's tables may vacuum them (autovacuum still does)", ErrPermissionDenied))
+	}
 	for attempt := 0; ; attempt++ {
 		p.stats.queries.Add(1)
 		_, err = p.pool.Exec(ctx, sqlVacuum)
