@@ -36,3 +36,8 @@ lint:
 tools:
 	$(GO) build -o /dev/null github.com/sqlc-dev/sqlc/cmd/sqlc
 	$(GO) build -o /dev/null honnef.co/go/tools/cmd/staticcheck
+
+## demo: the guided tour of examples/basic, against DATABASE_URL if set,
+## otherwise against a throwaway cluster that is removed afterwards.
+demo:
+	$(WITH_PG) --throwaway -- $(GO) run ./examples/basic

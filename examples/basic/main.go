@@ -1,0 +1,331 @@
+// Command basic is a guided tour of pgstate against a real PostgreSQL:
+// reading and writing entries, metadata queries, expiry, batches, prefix
+// listing and scanning, checkpoints, cleanup and statistics.
+//
+//	DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable go run ./examples/basic
+//
+// or simply "make demo", which starts a throwaway server when DATABASE_URL
+// is not set. The tour works in its own schema, pgstate_demo, and drops it
+// at the end (pass -keep to leave it for a look with statectl), so it can be
+// run any number of times and never touches other stores in the database.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgstate/pgstate/state"
+)
+
+const demoSchema = "pgstate_demo"
+
+// sqlDropSchema removes the demo's store. It lives here, not in queries/,
+// because removing a whole schema is the demo's housekeeping rather than
+// something the store does.
+const sqlDropSchema = `DROP SCHEMA IF EXISTS ` + demoSchema + ` CASCADE`
+
+func main() {
+	keep := flag.Bool("keep", false, "leave the "+demoSchema+" schema in place afterwards")
+	flag.Parse()
+	dsn := os.Getenv("DATABASE_URL")
+	if dsn == "" {
+		fmt.Fprintln(os.Stderr, "demo: DATABASE_URL is not set: export it (e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable) or run 'make demo', which starts a throwaway server")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := run(ctx, dsn, *keep)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, dsn string, keep bool) (err error) {
+	// A run that was interrupted may have left its schema behind; starting
+	// from nothing makes every run print the same story.
+	if err := dropSchema(ctx, dsn); err != nil {
+		return err
+	}
+
+	cfg := state.DefaultConfig(dsn)
+	cfg.Schema = demoSchema
+	cfg.MinConns = 0
+	cfg.MaxConns = 4
+	// Open creates the schema and applies the migrations.
+	store, err := state.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		store.Close()
+		if keep {
+			fmt.Printf("\nkept schema %s: try 'go run ./cmd/statectl --schema %s list'\n", demoSchema, demoSchema)
+			return
+		}
+		if dropErr := dropSchema(context.WithoutCancel(ctx), dsn); dropErr != nil {
+			err = errors.Join(err, dropErr)
+			return
+		}
+		fmt.Printf("\ndropped schema %s; the demo left nothing behind\n", demoSchema)
+	}()
+
+	fmt.Printf("pgstate demo in schema %s\n", demoSchema)
+	for _, part := range []struct {
+		title string
+		fn    func(context.Context, *state.Postgres) error
+	}{
+		{"put and get", putAndGet},
+		{"metadata", metadata},
+		{"batch", batch},
+		{"prefix listing and scanning", prefixes},
+		{"checkpoints", checkpoints},
+		{"expiry", expiry},
+		{"statistics", statistics},
+	} {
+		fmt.Printf("\n== %s\n", part.title)
+		if err := part.fn(ctx, store); err != nil {
+			return fmt.Errorf("%s: %w", part.title, err)
+		}
+	}
+	return nil
+}
+
+func putAndGet(ctx context.Context, s *state.Postgres) error {
+	if err := s.Put(ctx, []byte("user/1"), []byte(`{"name":"Ada"}`)); err != nil {
+		return err
+	}
+	value, found, err := s.Get(ctx, []byte("user/1"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("get user/1     -> %s (found %t)\n", value, found)
+
+	// A missing key is not an error: found says so.
+	_, found, err = s.Get(ctx, []byte("user/404"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("get user/404   -> found %t\n", found)
+
+	if err := s.Put(ctx, []byte("user/1"), []byte(`{"name":"Ada Lovelace"}`)); err != nil {
+		return err
+	}
+	e, _, err := s.GetEntry(ctx, []byte("user/1"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("overwrite      -> %s, version %d\n", e.Value, e.Version)
+	return nil
+}
+
+func metadata(ctx context.Context, s *state.Postgres) error {
+	users := []struct {
+		key, value string
+		md         map[string]any
+	}{
+		{"user/2", `{"name":"Grace"}`, map[string]any{"team": "compilers", "admin": true}},
+		{"user/3", `{"name":"Edsger"}`, map[string]any{"team": "algorithms"}},
+		{"user/4", `{"name":"Barbara"}`, map[string]any{"team": "compilers"}},
+	}
+	for _, u := range users {
+		if err := s.PutWithMetadata(ctx, []byte(u.key), []byte(u.value), u.md); err != nil {
+			return err
+		}
+	}
+	// The filter matches documents that contain it (jsonb @>), through a GIN
+	// index.
+	found, err := s.FindByMetadata(ctx, map[string]any{"team": "compilers"})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("team compilers -> %s\n", joinKeys(found))
+	found, err = s.FindByMetadata(ctx, map[string]any{"team": "compilers", "admin": true})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("and admin      -> %s\n", joinKeys(found))
+	return nil
+}
+
+func batch(ctx context.Context, s *state.Postgres) error {
+	var orders []state.Entry
+	for i := 1; i <= 5; i++ {
+		orders = append(orders, state.Entry{
+			Key:   fmt.Appendf(nil, "order/%d", i),
+			Value: fmt.Appendf(nil, "%d.00 EUR", i*10),
+		})
+	}
+	// One statement: all five are written or none is.
+	if err := s.BatchPut(ctx, orders); err != nil {
+		return err
+	}
+	n, err := s.Count(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wrote %d orders in one statement; the store holds %d entries\n", len(orders), n)
+	return nil
+}
+
+func prefixes(ctx context.Context, s *state.Postgres) error {
+	keys, err := s.ListKeys(ctx, []byte("order/"))
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = string(k)
+	}
+	fmt.Printf("keys order/*   -> %s\n", strings.Join(names, " "))
+
+	// Scan reads page by page, so it suits prefixes of any size.
+	for e, err := range s.Scan(ctx, []byte("user/")) {
+		if err != nil {
+			return err
+		}
+		fmt.Printf("scan user/*    -> %s = %s\n", e.Key, e.Value)
+	}
+	return nil
+}
+
+func checkpoints(ctx context.Context, s *state.Postgres) error {
+	id, err := s.CreateCheckpointWithMetadata(ctx, map[string]string{"reason": "before the price change"})
+	if err != nil {
+		return err
+	}
+	list, err := s.ListCheckpoints(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range list {
+		fmt.Printf("checkpoint     -> %s: %d entries, %d bytes, %s\n", c.ID, c.Rows, c.Bytes, c.Metadata)
+	}
+
+	if err := s.Put(ctx, []byte("order/1"), []byte("999.00 EUR")); err != nil {
+		return err
+	}
+	if err := s.Delete(ctx, []byte("order/2")); err != nil {
+		return err
+	}
+	if err := showOrders(ctx, s, "after changes "); err != nil {
+		return err
+	}
+
+	if err := s.RestoreCheckpoint(ctx, id); err != nil {
+		return err
+	}
+	if err := showOrders(ctx, s, "after restore "); err != nil {
+		return err
+	}
+
+	if err := s.DeleteCheckpoint(ctx, id); err != nil {
+		return err
+	}
+	err = s.RestoreCheckpoint(ctx, id)
+	fmt.Printf("deleted it; restoring again fails with ErrCheckpointNotFound: %t\n", errors.Is(err, state.ErrCheckpointNotFound))
+	return nil
+}
+
+func showOrders(ctx context.Context, s *state.Postgres, label string) error {
+	values, err := s.GetMany(ctx, [][]byte{[]byte("order/1"), []byte("order/2")})
+	if err != nil {
+		return err
+	}
+	show := func(k string) string {
+		if v, ok := values[k]; ok {
+			return string(v)
+		}
+		return "(missing)"
+	}
+	fmt.Printf("%s -> order/1 = %s, order/2 = %s\n", label, show("order/1"), show("order/2"))
+	return nil
+}
+
+func expiry(ctx context.Context, s *state.Postgres) error {
+	const ttl = time.Second
+	if err := s.PutWithTTL(ctx, []byte("session/abc"), []byte("token"), ttl); err != nil {
+		return err
+	}
+	_, found, err := s.Get(ctx, []byte("session/abc"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("TTL %v         -> session/abc found %t\n", ttl, found)
+
+	fmt.Printf("waiting        -> %v\n", ttl+500*time.Millisecond)
+	select {
+	case <-time.After(ttl + 500*time.Millisecond):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	_, found, err = s.Get(ctx, []byte("session/abc"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("after expiry   -> found %t\n", found)
+
+	// Expired rows are invisible at once but stay on disk until a cleanup
+	// (this call, or Config.CleanupInterval's background cleaner).
+	n, err := s.CleanupExpired(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("cleanup        -> CleanupExpired deleted %d expired row(s) from disk\n", n)
+	return nil
+}
+
+func statistics(ctx context.Context, s *state.Postgres) error {
+	st := s.Stats()
+	fmt.Printf("this process   -> %d gets, %d puts, %d deletes, %d queries, %d transactions, %d errors (the deliberate failed restore)\n",
+		st.Gets, st.Puts, st.Deletes, st.Queries, st.Transactions, st.Errors)
+	fmt.Printf("pool           -> %d of at most %d connections open\n", st.TotalConns, st.MaxConns)
+
+	if err := s.Vacuum(ctx); err != nil {
+		return err
+	}
+	n, err := s.Count(ctx)
+	if err != nil {
+		return err
+	}
+	estimate, err := s.CountEstimate(ctx)
+	if err != nil {
+		return err
+	}
+	ts, err := s.TableStats(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("entries        -> %d (estimate after VACUUM ANALYZE: %d)\n", n, estimate)
+	fmt.Printf("tables         -> %d bytes on disk (%d heap, %d indexes), %d bytes of checkpoints\n",
+		ts.TotalBytes, ts.TableBytes, ts.IndexBytes, ts.CheckpointBytes)
+	return s.HealthCheck(ctx)
+}
+
+func joinKeys(entries []state.Entry) string {
+	keys := make([]string, len(entries))
+	for i, e := range entries {
+		keys[i] = string(e.Key)
+	}
+	return strings.Join(keys, " ")
+}
+
+func dropSchema(ctx context.Context, dsn string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, sqlDropSchema); err != nil {
+		return fmt.Errorf("drop schema %s: %w", demoSchema, err)
+	}
+	return nil
+}
