@@ -14,6 +14,9 @@
 //	--hex          keys, prefixes and values are hex on input and output
 //	--base64       keys, prefixes and values are standard base64
 //
+// Without --hex or --base64, keys and values are taken and printed as text;
+// binary data, in particular in --json output, needs one of them.
+//
 // Only the migrate commands change the schema; every other command opens
 // the store with Config.SkipMigrations and fails if the schema is not at the
 // version this release expects.
@@ -155,7 +158,9 @@ Global flags (before or after the command):
   --base64       keys, prefixes and values in standard base64
 
 Without --hex or --base64, get prints the value followed by a newline, and
-put reads stdin byte for byte when VALUE is omitted.
+put reads stdin byte for byte when VALUE is omitted. In --json output keys
+and values are strings in the chosen encoding, so binary data needs --hex or
+--base64 there.
 
 Exit codes: 0 success, 1 not found, 2 usage error, 3 any other failure
 (connection or database error).
