@@ -91,7 +91,19 @@ func cmdMigrate(ctx context.Context, a *app, args []string) error {
 }
 
 func (a *app) migrateTo(ctx context.Context, conn *pgx.Conn, schemaName string, from, to int32) error {
-	if from != to {
+	latest, err := schema.Latest()
+	if err != nil {
+		return err
+	}
+	switch {
+	case from == to:
+	case to == latest:
+		// Migrate, unlike MigrateTo, is the path applications take at Open;
+		// going through it here keeps both on the same code.
+		if err := schema.Migrate(ctx, conn, schemaName); err != nil {
+			return err
+		}
+	default:
 		if err := schema.MigrateTo(ctx, conn, schemaName, to); err != nil {
 			return err
 		}
