@@ -1,0 +1,414 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pgstate/pgstate/state"
+)
+
+const (
+	entriesN   = 100_000 // k: keys, with metadata {"group": i % 1000}
+	putKeysN   = 10_000  // p: keys, rewritten by the Put benchmarks
+	deleteKeys = 20_000  // d: keys, refilled when the Delete benchmarks run out
+)
+
+func groupMetadata(i int) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"group": %d, "kind": "bench"}`, i%1000))
+}
+
+// entriesFamily is the store that the single-entry benchmarks read and write:
+// 100,000 k: entries with metadata, 10,000 p: entries for the writes.
+func entriesFamily(b *testing.B) *fixture {
+	return family(b, "entries", 10, func(ctx context.Context, f *fixture) error {
+		if err := seedRows(ctx, f.raw, "k:", entriesN, groupMetadata, nil); err != nil {
+			return err
+		}
+		return seedRows(ctx, f.raw, "p:", putKeysN, nil, nil)
+	})
+}
+
+func BenchmarkGet(b *testing.B) {
+	f := entriesFamily(b)
+	ks := keys("k:", entriesN)
+	ctx := context.Background()
+	b.Run("lib", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, ok, err := f.lib.Get(ctx, ks[i%len(ks)]); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+			i += 7919
+		}
+	})
+	b.Run("raw", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, ok, err := rawGet(ctx, f.raw, ks[i%len(ks)]); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+			i += 7919
+		}
+	})
+}
+
+func BenchmarkContains(b *testing.B) {
+	f := entriesFamily(b)
+	ks := keys("k:", entriesN)
+	ctx := context.Background()
+	b.Run("lib", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if ok, err := f.lib.Contains(ctx, ks[i%len(ks)]); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+			i += 7919
+		}
+	})
+	b.Run("raw", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if ok, err := rawContains(ctx, f.raw, ks[i%len(ks)]); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+			i += 7919
+		}
+	})
+}
+
+// BenchmarkPut overwrites existing entries (the common case; the update is
+// HOT because no indexed column changes).
+func BenchmarkPut(b *testing.B) {
+	f := entriesFamily(b)
+	ks := keys("p:", putKeysN)
+	ctx := context.Background()
+	b.Run("lib", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if err := f.lib.Put(ctx, ks[i%len(ks)], value); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("raw", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if err := rawPut(ctx, f.raw, ks[i%len(ks)], value, nil, nil); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}
+
+func BenchmarkPutWithTTL(b *testing.B) {
+	f := entriesFamily(b)
+	ks := keys("p:", putKeysN)
+	ctx := context.Background()
+	const ttl = time.Hour
+	b.Run("lib", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if err := f.lib.PutWithTTL(ctx, ks[i%len(ks)], value, ttl); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("raw", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			micros := ttl.Microseconds()
+			if err := rawPut(ctx, f.raw, ks[i%len(ks)], value, nil, &micros); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}
+
+// deleteKeys hands out d: keys that exist, inserting a fresh block (with the
+// timer stopped) when the previous one is used up.
+type deletable struct {
+	f    *fixture
+	next int
+	end  int
+}
+
+func (d *deletable) key(b *testing.B) []byte {
+	if d.next == d.end {
+		b.StopTimer()
+		exec(b, d.f.raw, `INSERT INTO state_entries (key, value)
+			SELECT convert_to('d:' || lpad(i::text, 7, '0'), 'UTF8'), $3
+			FROM generate_series($1::int, $2::int - 1) AS i`, d.end, d.end+deleteKeys, value)
+		d.end += deleteKeys
+		b.StartTimer()
+	}
+	k := key("d:", d.next)
+	d.next++
+	return k
+}
+
+// BenchmarkDelete deletes entries that exist, so each iteration writes and
+// commits like a real delete.
+func BenchmarkDelete(b *testing.B) {
+	f := entriesFamily(b)
+	ctx := context.Background()
+	var start int
+	f.raw.QueryRow(ctx, `SELECT coalesce(max(substr(convert_from(key, 'UTF8'), 3)::int) + 1, 0)
+		FROM state_entries WHERE key >= 'd:' AND key < 'd;'`).Scan(&start)
+	d := &deletable{f: f, next: start, end: start}
+	b.Run("lib", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := f.lib.Delete(ctx, d.key(b)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("raw", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := rawDelete(ctx, f.raw, d.key(b)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkCount counts the family's 100,000+ live entries: a full scan.
+func BenchmarkCount(b *testing.B) {
+	f := entriesFamily(b)
+	ctx := context.Background()
+	b.Run("lib", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := f.lib.Count(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("raw", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := rawCount(ctx, f.raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkGetMany reads 100 keys spread over the whole key space.
+func BenchmarkGetMany(b *testing.B) {
+	f := entriesFamily(b)
+	ctx := context.Background()
+	const batches = 64
+	sets := make([][][]byte, batches)
+	for s := range sets {
+		for j := range 100 {
+			sets[s] = append(sets[s], key("k:", (s*100+j)*7919%entriesN))
+		}
+	}
+	check := func(b *testing.B, n int, err error) {
+		if err != nil || n != 100 {
+			b.Fatal(n, err)
+		}
+	}
+	b.Run("lib", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			m, err := f.lib.GetMany(ctx, sets[i%batches])
+			check(b, len(m), err)
+			i++
+		}
+	})
+	b.Run("raw", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			m, err := rawGetMany(ctx, f.raw, sets[i%batches])
+			check(b, len(m), err)
+			i++
+		}
+	})
+}
+
+// BenchmarkListKeys lists 1,000 keys out of the family's 100,000.
+func BenchmarkListKeys(b *testing.B) {
+	f := entriesFamily(b)
+	ctx := context.Background()
+	prefixes := make([][]byte, 100)
+	for i := range prefixes {
+		prefixes[i] = fmt.Appendf(nil, "k:%04d", i)
+	}
+	b.Run("lib", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			ks, err := f.lib.ListKeys(ctx, prefixes[i%len(prefixes)])
+			if err != nil || len(ks) != 1000 {
+				b.Fatal(len(ks), err)
+			}
+			i++
+		}
+	})
+	b.Run("raw", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			p := prefixes[i%len(prefixes)]
+			ks, err := rawListKeys(ctx, f.raw, p, state.PrefixEnd(p))
+			if err != nil || len(ks) != 1000 {
+				b.Fatal(len(ks), err)
+			}
+			i++
+		}
+	})
+}
+
+// BenchmarkFindByMetadata finds the 100 entries of one group among 100,000;
+// it first checks that the plan goes through the GIN index and reports that
+// as the gin-index metric (1 = used).
+func BenchmarkFindByMetadata(b *testing.B) {
+	f := entriesFamily(b)
+	ctx := context.Background()
+	gin := 0.0
+	plan := explainGeneric(b, f, rawEntriesFindByMetadata, "jsonb", `'{"group": 7}'`)
+	if strings.Contains(plan, "state_entries_metadata_idx") {
+		gin = 1
+	} else {
+		b.Logf("FindByMetadata does not use the GIN index:\n%s", plan)
+	}
+	filters := make([]json.RawMessage, 100)
+	for i := range filters {
+		filters[i] = json.RawMessage(fmt.Sprintf(`{"group": %d}`, i*7%1000))
+	}
+	b.Run("lib", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			es, err := f.lib.FindByMetadata(ctx, filters[i%len(filters)])
+			if err != nil || len(es) != entriesN/1000 {
+				b.Fatal(len(es), err)
+			}
+			i++
+		}
+		b.ReportMetric(gin, "gin-index")
+	})
+	b.Run("raw", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			es, err := rawFindByMetadata(ctx, f.raw, filters[i%len(filters)])
+			if err != nil || len(es) != entriesN/1000 {
+				b.Fatal(len(es), err)
+			}
+			i++
+		}
+		b.ReportMetric(gin, "gin-index")
+	})
+}
+
+// explainGeneric returns the generic plan of sql (a statement with $n
+// parameters of the given types) executed with args.
+func explainGeneric(tb testing.TB, f *fixture, sql, types, args string) string {
+	tb.Helper()
+	ctx := context.Background()
+	conn, err := f.raw.Acquire(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Release()
+	for _, s := range []string{"SET plan_cache_mode = force_generic_plan", "PREPARE bench_explain(" + types + ") AS " + sql} {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			tb.Fatalf("%s: %v", s, err)
+		}
+	}
+	defer conn.Exec(ctx, "DEALLOCATE bench_explain; RESET plan_cache_mode")
+	rows, err := conn.Query(ctx, "EXPLAIN EXECUTE bench_explain("+args+")")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer rows.Close()
+	var plan strings.Builder
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			tb.Fatal(err)
+		}
+		plan.WriteString(line + "\n")
+	}
+	return plan.String()
+}
+
+// concurrentFamily has a pool of 8 connections on each side.
+func concurrentFamily(b *testing.B) *fixture {
+	return family(b, "concurrent", 8, func(ctx context.Context, f *fixture) error {
+		return seedRows(ctx, f.raw, "c:", putKeysN, nil, nil)
+	})
+}
+
+// runConcurrent runs op from 16 goroutines, whatever GOMAXPROCS is, and
+// reports the throughput.
+func runConcurrent(b *testing.B, op func(k []byte) error) {
+	b.ReportAllocs()
+	ks := keys("c:", putKeysN)
+	procs := runtime.GOMAXPROCS(0)
+	b.SetParallelism((16 + procs - 1) / procs)
+	var next atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			if err := op(ks[int(i*7919)%len(ks)]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
+
+func BenchmarkConcurrentGet(b *testing.B) {
+	f := concurrentFamily(b)
+	ctx := context.Background()
+	b.Run("lib", func(b *testing.B) {
+		runConcurrent(b, func(k []byte) error {
+			_, _, err := f.lib.Get(ctx, k)
+			return err
+		})
+	})
+	b.Run("raw", func(b *testing.B) {
+		runConcurrent(b, func(k []byte) error {
+			_, _, err := rawGet(ctx, f.raw, k)
+			return err
+		})
+	})
+}
+
+func BenchmarkConcurrentPut(b *testing.B) {
+	f := concurrentFamily(b)
+	ctx := context.Background()
+	b.Run("lib", func(b *testing.B) {
+		runConcurrent(b, func(k []byte) error { return f.lib.Put(ctx, k, value) })
+	})
+	b.Run("raw", func(b *testing.B) {
+		runConcurrent(b, func(k []byte) error { return rawPut(ctx, f.raw, k, value, nil, nil) })
+	})
+}
