@@ -31,6 +31,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -84,7 +85,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
-	if err == errHelpShown {
+	if errors.Is(err, errHelpShown) {
 		return exitOK
 	}
 	fmt.Fprintln(stderr, "statectl: "+describe(err))
