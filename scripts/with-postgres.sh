@@ -65,12 +65,6 @@ MSG
   exit 1
 fi
 
-port=""
-for p in $(seq 55432 55632); do
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
-done
-[ -n "$port" ] || { echo "no free port for a throwaway PostgreSQL cluster" >&2; exit 1; }
-
 dir="$(mktemp -d "${TMPDIR:-/tmp}/pgstate-pg.XXXXXX")"
 as_owner=()
 if [ "$(id -u)" = 0 ]; then
@@ -86,12 +80,24 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "starting a throwaway PostgreSQL cluster on port $port ($bindir)" >&2
 "${as_owner[@]}" "$bindir/initdb" -D "$dir/data" -U postgres -A trust --no-sync >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; exit 1; }
-"${as_owner[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-  -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=200" start >/dev/null \
-  || { cat "$dir/server.log" >&2; exit 1; }
+
+# Ports below Linux's ephemeral range (32768+), so that no outgoing connection
+# holds the port between the check and the bind; a port taken anyway is
+# skipped and the next one tried.
+port=""
+for p in $(seq 25432 25532); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi
+  if "${as_owner[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+      -o "-c listen_addresses=127.0.0.1 -c port=$p -c unix_socket_directories=$dir -c max_connections=200" start >/dev/null 2>&1; then
+    port=$p
+    break
+  fi
+  grep -q "already in use" "$dir/server.log" 2>/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+done
+[ -n "$port" ] || { echo "could not start a throwaway PostgreSQL cluster: no free port" >&2; exit 1; }
+echo "started a throwaway PostgreSQL cluster on port $port ($bindir)" >&2
 
 url="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
 status=0

@@ -18,21 +18,21 @@ import (
 // returned error adds the detail (which key, which limit).
 var (
 	// ErrEmptyKey: keys must be at least one byte long.
-	ErrEmptyKey = errors.New("pgstate: empty key")
+	ErrEmptyKey = errors.New("empty key")
 	// ErrKeyTooLarge: keys are at most MaxKeySize bytes.
-	ErrKeyTooLarge = errors.New("pgstate: key too large")
+	ErrKeyTooLarge = errors.New("key too large")
 	// ErrValueTooLarge: values are at most Config.MaxValueSize bytes.
-	ErrValueTooLarge = errors.New("pgstate: value too large")
+	ErrValueTooLarge = errors.New("value too large")
 	// ErrInvalidTTL: a TTL must be positive.
-	ErrInvalidTTL = errors.New("pgstate: invalid TTL")
+	ErrInvalidTTL = errors.New("invalid TTL")
 	// ErrInvalidMetadata: metadata must be a valid JSON document.
-	ErrInvalidMetadata = errors.New("pgstate: invalid metadata")
+	ErrInvalidMetadata = errors.New("invalid metadata")
 	// ErrClosed: the store was used after Close.
-	ErrClosed = errors.New("pgstate: store is closed")
+	ErrClosed = errors.New("store is closed")
 	// ErrCheckpointNotFound: no checkpoint has that id (or it was deleted).
-	ErrCheckpointNotFound = errors.New("pgstate: checkpoint not found")
+	ErrCheckpointNotFound = errors.New("checkpoint not found")
 	// ErrInvalidConfig: Open was given a setting it cannot use.
-	ErrInvalidConfig = errors.New("pgstate: invalid configuration")
+	ErrInvalidConfig = errors.New("invalid configuration")
 	// ErrInvalidSchemaName: Config.Schema is not a plain identifier.
 	ErrInvalidSchemaName = schema.ErrInvalidSchemaName
 	// ErrSchemaTooNew: the database was migrated by a newer pgstate release.
@@ -40,13 +40,13 @@ var (
 	// ErrSchemaOutdated: the store's tables are missing or older than this
 	// release, and Open was told not to migrate (or the migrations were
 	// rolled back under a running store).
-	ErrSchemaOutdated = errors.New("pgstate: database schema is not migrated to this release")
+	ErrSchemaOutdated = errors.New("database schema is not migrated to this release")
 	// ErrPermissionDenied: the database role lacks a privilege the operation
 	// needs (see the README's roles and grants).
-	ErrPermissionDenied = errors.New("pgstate: permission denied")
+	ErrPermissionDenied = errors.New("permission denied")
 	// ErrUnavailable: the database could not be reached, or the connection
 	// broke and the operation could not be retried.
-	ErrUnavailable = errors.New("pgstate: database unavailable")
+	ErrUnavailable = errors.New("database unavailable")
 )
 
 // interpretError maps a driver error to the package's sentinels, keeping the

@@ -502,8 +502,13 @@ func (m *Memory) ListCheckpoints(ctx context.Context) ([]CheckpointInfo, error) 
 	for _, cp := range m.checkpoints {
 		out = append(out, cp.info)
 	}
-	// Version 7 ids grow with time: sorting them is sorting by creation.
-	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].ID[:], out[j].ID[:]) > 0 })
+	// Newest first, ties broken by id, as Postgres orders them.
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.After(out[j].CreatedAt)
+		}
+		return bytes.Compare(out[i].ID[:], out[j].ID[:]) > 0
+	})
 	return out, nil
 }
 
