@@ -41,3 +41,30 @@ tools:
 ## otherwise against a throwaway cluster that is removed afterwards.
 demo:
 	$(WITH_PG) --throwaway -- $(GO) run ./examples/basic
+
+## bench: every benchmark next to its raw pgx baseline, BENCH_COUNT runs each,
+## written to bench.out, then the library/raw ratios and the targets of
+## issue 4. Each group has a fixed iteration count so the whole run fits in
+## ten minutes on a 2-core machine; the groups run as separate processes.
+BENCH_COUNT ?= 5
+BENCH_GROUPS := \
+	"^Benchmark(Get|Contains|ConcurrentGet|ConcurrentPut)$$=2000x" \
+	"^Benchmark(Put|PutWithTTL|Delete|GetMany|ListKeys|FindByMetadata)$$=400x" \
+	"^BenchmarkCount$$=30x" \
+	"^BenchmarkBatchPut$$/^100$$=50x" \
+	"^BenchmarkBatchPut$$/^1000$$/(lib|raw|copy)$$=10x" \
+	"^BenchmarkBatchPut$$/^1000$$/put-each$$=1x" \
+	"^BenchmarkBatchPut$$/^10000$$=3x" \
+	"^BenchmarkBatchPut$$/^100000$$=1x" \
+	"^Benchmark(CreateCheckpoint|RestoreCheckpoint)$$/^100$$=20x" \
+	"^Benchmark(CreateCheckpoint|RestoreCheckpoint)$$/^100000$$=1x" \
+	"^BenchmarkCleanupExpired$$=2x" \
+	"^BenchmarkScan$$=1x"
+bench:
+	@rm -f bench.out
+	$(WITH_PG) -- sh -c 'for g in $(BENCH_GROUPS); do \
+		echo "bench: $${g%=*} ($${g##*=} x $(BENCH_COUNT))" >&2; \
+		$(GO) test ./bench -run "^$$" -count=$(BENCH_COUNT) -timeout 30m \
+			-bench "$${g%=*}" -benchtime "$${g##*=}" >> bench.out || { cat bench.out; exit 1; }; \
+	done'
+	$(GO) run ./internal/cmd/benchratio bench.out
