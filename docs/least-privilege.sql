@@ -1,0 +1,25 @@
+-- pgstate roles: an owner that runs the migrations and owns the tables, and
+-- an application role that can only read and write rows. Replace the names
+-- (pgstate_owner, pgstate_app, the database pgstate_db, the schema pgstate)
+-- and the passwords with your own. tests/privilege_test.go runs this file.
+
+-- [superuser] Run once as a superuser or a role with CREATEROLE.
+CREATE ROLE pgstate_owner LOGIN PASSWORD 'owner-secret';
+CREATE ROLE pgstate_app LOGIN PASSWORD 'app-secret';
+-- CREATE lets the owner's migrations create the store's schema.
+GRANT CONNECT, CREATE ON DATABASE pgstate_db TO pgstate_owner;
+GRANT CONNECT ON DATABASE pgstate_db TO pgstate_app;
+
+-- [owner] Run as pgstate_owner after the migrations (state.Open with
+-- Config.Schema = "pgstate", or statectl migrate up), and again after each
+-- release that adds a table.
+REVOKE ALL ON SCHEMA pgstate FROM PUBLIC;
+GRANT USAGE ON SCHEMA pgstate TO pgstate_app;
+GRANT SELECT, INSERT, UPDATE, DELETE
+    ON pgstate.state_entries, pgstate.state_checkpoints, pgstate.state_checkpoint_entries
+    TO pgstate_app;
+GRANT SELECT ON pgstate.pgstate_schema_version TO pgstate_app;
+-- The store calls no function itself; nothing needs EXECUTE. The cleanup
+-- procedure stays callable only by roles given it explicitly.
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgstate FROM PUBLIC;
+REVOKE EXECUTE ON ALL PROCEDURES IN SCHEMA pgstate FROM PUBLIC;
