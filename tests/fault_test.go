@@ -291,7 +291,9 @@ func TestFaultLockTimeoutAndCancel(t *testing.T) {
 		name string
 		op   func(context.Context) error
 	}{
-		{"Put", func(ctx context.Context) error { return s.Put(ctx, []byte("locked"), []byte("after-"+time.Now().String())) }},
+		{"Put", func(ctx context.Context) error {
+			return s.Put(ctx, []byte("locked"), []byte("after-"+time.Now().String()))
+		}},
 		{"Delete", func(ctx context.Context) error { return s.Delete(ctx, []byte("locked")) }},
 		{"BatchPut", func(ctx context.Context) error {
 			return s.BatchPut(ctx, []state.Entry{{Key: []byte("free"), Value: []byte("x")}, {Key: []byte("locked"), Value: []byte("batch")}})
@@ -747,4 +749,3 @@ func TestFaultConsistency(t *testing.T) {
 		t.Fatalf("final sum %d (%v), want %d", got, err, want)
 	}
 }
-

@@ -226,4 +226,3 @@ func isHBAReject(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "28000"
 }
-
