@@ -58,6 +58,20 @@ func BenchmarkGet(b *testing.B) {
 			i += 7919
 		}
 	})
+	// raw-timeout: raw plus the per-call context.WithTimeout the library
+	// applies (Config.QueryTimeout), to separate its cost from the rest.
+	b.Run("raw-timeout", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			tctx, cancel := context.WithTimeout(ctx, time.Minute)
+			if _, ok, err := rawGet(tctx, f.raw, ks[i%len(ks)]); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+			cancel()
+			i += 7919
+		}
+	})
 }
 
 func BenchmarkContains(b *testing.B) {

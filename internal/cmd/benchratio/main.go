@@ -131,7 +131,7 @@ func human(ns float64) string {
 }
 
 // baselines are the sibling names a library benchmark is compared with.
-var baselines = []string{"raw", "copy", "put-each"}
+var baselines = []string{"raw", "raw-timeout", "copy", "put-each"}
 
 func printRatios(w io.Writer, r *results) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
