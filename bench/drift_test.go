@@ -50,8 +50,8 @@ type nameRecorder struct {
 }
 
 func (h *nameRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (h *nameRecorder) WithAttrs([]slog.Attr) slog.Handler      { return h }
-func (h *nameRecorder) WithGroup(string) slog.Handler           { return h }
+func (h *nameRecorder) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *nameRecorder) WithGroup(string) slog.Handler            { return h }
 func (h *nameRecorder) Handle(_ context.Context, r slog.Record) error {
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key == "query" {

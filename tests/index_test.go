@@ -234,7 +234,9 @@ func TestPutCostPerIndex(t *testing.T) {
 		}
 		ops := []func(i int) error{
 			func(i int) error { return store.Put(ctx, fmt.Appendf(nil, "p%04d", i%100), []byte("v")) },
-			func(i int) error { return store.PutWithTTL(ctx, fmt.Appendf(nil, "k%04d", i%1000), []byte("v"), time.Hour) },
+			func(i int) error {
+				return store.PutWithTTL(ctx, fmt.Appendf(nil, "k%04d", i%1000), []byte("v"), time.Hour)
+			},
 			func(i int) error {
 				return store.PutWithMetadata(ctx, fmt.Appendf(nil, "k%04d", i%1000), []byte("v"), json.RawMessage(fmt.Sprintf(`{"n": %d}`, i)))
 			},
