@@ -35,20 +35,24 @@ func (q *Queries) CleanupUnlock(ctx context.Context, db DBTX) (bool, error) {
 
 const entriesDeleteExpiredBatch = `-- name: EntriesDeleteExpiredBatch :execrows
 DELETE FROM state_entries
-WHERE key IN (
-    SELECT e.key
-    FROM state_entries AS e
-    WHERE e.expires_at <= now()
-    ORDER BY e.expires_at
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
-)
+WHERE ctid = ANY(ARRAY(
+        SELECT e.ctid
+        FROM state_entries AS e
+        WHERE e.expires_at <= now()
+        ORDER BY e.expires_at
+        LIMIT $1
+    ))
+    AND expires_at <= now()
 `
 
 // EntriesDeleteExpiredBatch deletes at most batch_size expired entries,
-// oldest expiry first, through the partial index on expires_at. SKIP LOCKED
-// keeps it from waiting on rows a writer is busy with; FOR UPDATE rechecks
-// the expiry of a row that was rewritten meanwhile.
+// oldest expiry first, found through the partial index on expires_at and
+// deleted by their physical row ids: a TID scan, with no second lookup by
+// key and no row locks taken beforehand. A row that another session rewrote
+// in the meantime has a new row id and is skipped; the DELETE also tests the
+// expiry again, which PostgreSQL re-evaluates on the new version, so a
+// freshly written value is never deleted even where a server does not
+// re-check row ids of updated rows.
 func (q *Queries) EntriesDeleteExpiredBatch(ctx context.Context, db DBTX, batchSize int32) (int64, error) {
 	result, err := db.Exec(ctx, entriesDeleteExpiredBatch, batchSize)
 	if err != nil {

@@ -1,17 +1,21 @@
 -- EntriesDeleteExpiredBatch deletes at most batch_size expired entries,
--- oldest expiry first, through the partial index on expires_at. SKIP LOCKED
--- keeps it from waiting on rows a writer is busy with; FOR UPDATE rechecks
--- the expiry of a row that was rewritten meanwhile.
+-- oldest expiry first, found through the partial index on expires_at and
+-- deleted by their physical row ids: a TID scan, with no second lookup by
+-- key and no row locks taken beforehand. A row that another session rewrote
+-- in the meantime has a new row id and is skipped; the DELETE also tests the
+-- expiry again, which PostgreSQL re-evaluates on the new version, so a
+-- freshly written value is never deleted even where a server does not
+-- re-check row ids of updated rows.
 -- name: EntriesDeleteExpiredBatch :execrows
 DELETE FROM state_entries
-WHERE key IN (
-    SELECT e.key
-    FROM state_entries AS e
-    WHERE e.expires_at <= now()
-    ORDER BY e.expires_at
-    LIMIT @batch_size
-    FOR UPDATE SKIP LOCKED
-);
+WHERE ctid = ANY(ARRAY(
+        SELECT e.ctid
+        FROM state_entries AS e
+        WHERE e.expires_at <= now()
+        ORDER BY e.expires_at
+        LIMIT @batch_size
+    ))
+    AND expires_at <= now();
 
 -- CleanupLockTry takes the session-level lock that elects one cleaner per
 -- store (per schema) among every process sharing the database.

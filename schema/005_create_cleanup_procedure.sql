@@ -14,15 +14,17 @@ BEGIN
     END IF;
     deleted := 0;
     LOOP
+        -- As the EntriesDeleteExpiredBatch query: by row id, with the
+        -- expiry tested again against rows rewritten meanwhile.
         DELETE FROM state_entries
-        WHERE key IN (
-            SELECT key
-            FROM state_entries
-            WHERE expires_at <= now()
-            ORDER BY expires_at
-            LIMIT batch_size
-            FOR UPDATE SKIP LOCKED
-        );
+        WHERE ctid = ANY(ARRAY(
+                SELECT e.ctid
+                FROM state_entries AS e
+                WHERE e.expires_at <= now()
+                ORDER BY e.expires_at
+                LIMIT batch_size
+            ))
+            AND expires_at <= now();
         GET DIAGNOSTICS n = ROW_COUNT;
         deleted := deleted + n;
         EXIT WHEN n < batch_size;

@@ -320,3 +320,48 @@ func TestRestoreIsAtomicForReaders(t *testing.T) {
 	}
 	t.Logf("%d consistent reads during 20 restores", reads.Load())
 }
+
+// TestCleanupSparesARowRewrittenMeanwhile holds a rewrite of an expired row
+// open while cleanup runs: cleanup picks the row, waits for its lock, and
+// must then leave the new, unexpiring version alone.
+func TestCleanupSparesARowRewrittenMeanwhile(t *testing.T) {
+	t.Parallel()
+	p := testdb.Open(t, nil)
+	if err := p.PutWithTTL(bg, []byte("x"), []byte("old"), time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	writer := testdb.Conn(t, p.Config().DSN)
+	tx, err := writer.Begin(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(bg)
+	if _, err := tx.Exec(bg, `UPDATE state_entries SET value = 'fresh', expires_at = NULL WHERE key = 'x'`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var deleted int64
+	go func() {
+		var err error
+		deleted, err = p.CleanupExpired(bg)
+		done <- err
+	}()
+	watcher := testdb.Conn(t, p.Config().DSN)
+	waitFor(t, 5*time.Second, "cleanup to wait for the row lock", func() bool {
+		return queryInt(t, watcher, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%EntriesDeleteExpiredBatch%'`) == 1
+	})
+	if err := tx.Commit(bg); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("CleanupExpired: %v", err)
+	}
+	if deleted != 0 {
+		t.Fatalf("cleanup deleted %d rows", deleted)
+	}
+	if v, ok, err := p.Get(bg, []byte("x")); err != nil || !ok || string(v) != "fresh" {
+		t.Fatalf("the rewritten entry = %q, %v, %v; want fresh", v, ok, err)
+	}
+}
