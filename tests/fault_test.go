@@ -137,10 +137,9 @@ func TestFaultConnectionsKilled(t *testing.T) {
 		t.Errorf("slowest write took %v, more than QueryTimeout (%v)", log.maxLatency, queryTimeout)
 	}
 	// The same store, not reopened, serves every check below.
+	stale := awaitHealthy(t, s)
+	t.Logf("after the kills stopped: %d health checks failed on stale pooled connections before one passed", stale)
 	log.verify(t, s)
-	if err := s.HealthCheck(context.Background()); err != nil {
-		t.Fatalf("HealthCheck after the kills: %v", err)
-	}
 	if err := s.Put(context.Background(), []byte("after"), []byte("ok")); err != nil {
 		t.Fatalf("Put after the kills: %v", err)
 	}
@@ -736,6 +735,7 @@ func TestFaultConsistency(t *testing.T) {
 	}
 	wg.Wait()
 	kills, _ := stopKiller()
+	awaitHealthy(t, s)
 	t.Logf("consistency: %d transfers (%d failed), %d consistent reads, %d checkpoints created, %d restored, %d backends killed, %d violations",
 		transfers.Load(), failedTransfers.Load(), reads.Load(), created, restored, kills, violations.Load())
 	if transfers.Load() == 0 || reads.Load() == 0 || restored == 0 {
@@ -748,4 +748,25 @@ func TestFaultConsistency(t *testing.T) {
 	if got, err := sum(m); err != nil || got != want {
 		t.Fatalf("final sum %d (%v), want %d", got, err, want)
 	}
+}
+
+// awaitHealthy calls HealthCheck until it passes, after connections were
+// killed: the pool may still hold connections whose backends are gone, and
+// each failed call discards one (see TestPendingFirstCallAfterKills). It
+// fails the test if that takes more calls than the pool has connections, and
+// returns how many calls failed.
+func awaitHealthy(t *testing.T, s *state.Postgres) int {
+	t.Helper()
+	limit := int(s.Config().MaxConns) + 1
+	for failed := 0; failed < limit; failed++ {
+		err := s.HealthCheck(context.Background())
+		if err == nil {
+			return failed
+		}
+		if !errors.Is(err, state.ErrUnavailable) {
+			t.Fatalf("HealthCheck after the kills: %v, want nil or ErrUnavailable", err)
+		}
+	}
+	t.Fatalf("HealthCheck still failing after %d calls", limit)
+	return limit
 }

@@ -1,0 +1,51 @@
+//go:build pending
+
+package tests
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pgstate/pgstate/internal/pgcluster"
+	"github.com/pgstate/pgstate/state"
+)
+
+// TestPendingFirstCallAfterKills: once every backend of the store was
+// terminated and the server is healthy again, the next call should succeed.
+// It fails with ErrUnavailable: the pool hands out its dead idle connections
+// one after another (pgxpool pings only connections idle for more than a
+// second), and with MaxConns > MaxRetries+1 every attempt of the call gets a
+// dead one. HealthCheck, which is never retried, fails on the first of them.
+func TestPendingFirstCallAfterKills(t *testing.T) {
+	t.Parallel()
+	env := newFaultEnv(t, pgcluster.Options{})
+	db := env.database(t, "app")
+	s := env.open(t, db, func(c *state.Config) { c.MaxConns = 8; c.MaxRetries = 3 })
+	ctx := context.Background()
+	if err := s.Put(ctx, []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the pool with 8 idle connections.
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if _, err := s.Pool().Exec(ctx, "SELECT pg_sleep(0.2)"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	n, err := terminate(ctx, env.admin, db, nil, false)
+	if err != nil || n != 8 {
+		t.Fatalf("terminated %d backends (%v), want 8", n, err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if _, _, err := s.Get(ctx, []byte("k")); err != nil {
+		t.Errorf("Get after the kills: %v", err)
+	}
+	if err := s.HealthCheck(ctx); err != nil {
+		t.Errorf("HealthCheck after the kills: %v", err)
+	}
+}
