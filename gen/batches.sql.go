@@ -8,6 +8,7 @@ package gen
 import (
 	"context"
 	"encoding/json"
+	"time"
 )
 
 const entriesDeleteMany = `-- name: EntriesDeleteMany :execrows
@@ -53,6 +54,13 @@ func (q *Queries) EntriesGetMany(ctx context.Context, db DBTX, keys [][]byte) ([
 		return nil, err
 	}
 	return items, nil
+}
+
+type EntriesInsertManyCopyFromParams struct {
+	Key       []byte
+	Value     []byte
+	Metadata  json.RawMessage
+	ExpiresAt *time.Time
 }
 
 const entriesUpsertMany = `-- name: EntriesUpsertMany :execrows
@@ -107,4 +115,17 @@ func (q *Queries) EntriesUpsertMany(ctx context.Context, db DBTX, arg EntriesUps
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const transactionNow = `-- name: TransactionNow :one
+SELECT now()::timestamptz AS now
+`
+
+// TransactionNow reads the transaction's timestamp: now() is fixed for the
+// whole transaction, so times computed from it match the server's.
+func (q *Queries) TransactionNow(ctx context.Context, db DBTX) (time.Time, error) {
+	row := db.QueryRow(ctx, transactionNow)
+	var now time.Time
+	err := row.Scan(&now)
+	return now, err
 }

@@ -40,3 +40,18 @@ WHERE key = ANY(@keys::bytea[])
 -- name: EntriesDeleteMany :execrows
 DELETE FROM state_entries
 WHERE key = ANY(@keys::bytea[]);
+
+-- EntriesInsertManyCopyFrom bulk-loads entries with COPY, the fastest way
+-- into a table. COPY cannot resolve conflicts, so BatchPut uses it only for
+-- large batches, inside a savepoint, and falls back to EntriesUpsertMany
+-- when a key already exists. expires_at is computed by the caller from
+-- TransactionNow, the same clock reading now() gives the other statements
+-- of the transaction.
+-- name: EntriesInsertManyCopyFrom :copyfrom
+INSERT INTO state_entries (key, value, metadata, expires_at)
+VALUES (@key, @value, @metadata, @expires_at);
+
+-- TransactionNow reads the transaction's timestamp: now() is fixed for the
+-- whole transaction, so times computed from it match the server's.
+-- name: TransactionNow :one
+SELECT now()::timestamptz AS now;

@@ -2,10 +2,11 @@
 -- oldest expiry first, found through the partial index on expires_at and
 -- deleted by their physical row ids: a TID scan, with no second lookup by
 -- key and no row locks taken beforehand. A row that another session rewrote
--- in the meantime has a new row id and is skipped; the DELETE also tests the
--- expiry again, which PostgreSQL re-evaluates on the new version, so a
--- freshly written value is never deleted even where a server does not
--- re-check row ids of updated rows.
+-- in the meantime has a new row id and is skipped. The expiry is tested
+-- again on the row being deleted, which PostgreSQL re-evaluates on a
+-- rewritten row, for servers whose TID scans do not re-check row ids; it is
+-- written as IS TRUE so that the planner cannot turn it into a scan of the
+-- expiry index that tests every row against the list of ids.
 -- name: EntriesDeleteExpiredBatch :execrows
 DELETE FROM state_entries
 WHERE ctid = ANY(ARRAY(
@@ -15,7 +16,7 @@ WHERE ctid = ANY(ARRAY(
         ORDER BY e.expires_at
         LIMIT @batch_size
     ))
-    AND expires_at <= now();
+    AND (expires_at <= now()) IS TRUE;
 
 -- CleanupLockTry takes the session-level lock that elects one cleaner per
 -- store (per schema) among every process sharing the database.

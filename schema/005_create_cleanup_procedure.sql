@@ -24,7 +24,7 @@ BEGIN
                 ORDER BY e.expires_at
                 LIMIT batch_size
             ))
-            AND expires_at <= now();
+            AND (expires_at <= now()) IS TRUE;
         GET DIAGNOSTICS n = ROW_COUNT;
         deleted := deleted + n;
         EXIT WHEN n < batch_size;

@@ -71,7 +71,7 @@ type Config struct {
 	// a store only one cleans at a time. Default 0 (off).
 	CleanupInterval time.Duration
 	// CleanupBatchSize is the most rows one cleanup statement deletes.
-	// Default 5000.
+	// Default 10000.
 	CleanupBatchSize int
 
 	// CheckpointRetention, when positive, keeps only the newest N
@@ -101,7 +101,7 @@ func DefaultConfig(dsn string) Config {
 		MaxRetries:       3,
 		RetryBackoff:     100 * time.Millisecond,
 		LogLevel:         slog.LevelDebug,
-		CleanupBatchSize: 5000,
+		CleanupBatchSize: 10000,
 		MaxValueSize:     DefaultMaxValueSize,
 	}
 }

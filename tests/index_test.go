@@ -40,6 +40,11 @@ func (c *sqlCatcher) QueryRow(_ context.Context, sql string, _ ...any) pgx.Row {
 	return caughtRow{}
 }
 
+func (c *sqlCatcher) CopyFrom(_ context.Context, table pgx.Identifier, _ []string, _ pgx.CopyFromSource) (int64, error) {
+	c.sql = "COPY " + table.Sanitize()
+	return 0, errCaught
+}
+
 type caughtRow struct{}
 
 func (caughtRow) Scan(...any) error { return errCaught }

@@ -42,6 +42,7 @@ var storeTests = []storeTest{
 	{"PutClearsTTLAndMetadata", testPutClearsTTLAndMetadata},
 	{"BatchPut", testBatchPut},
 	{"BatchPutDuplicatesLastWins", testBatchPutDuplicates},
+	{"BatchPutLarge", testBatchPutLarge},
 	{"BatchPutInvalidWritesNothing", testBatchPutInvalid},
 	{"GetManyDeleteMany", testGetManyDeleteMany},
 	{"Scan", testScan},
@@ -619,5 +620,79 @@ func testConcurrentFeatures(t *testing.T, s state.Store) {
 	cps, err := s.ListCheckpoints(ctx())
 	if err != nil || len(cps) != 4*rounds {
 		t.Fatalf("ListCheckpoints = %d, %v; want %d", len(cps), err, 4*rounds)
+	}
+}
+
+// testBatchPutLarge writes batches big enough for a bulk-load path: first
+// all new keys (with TTLs and metadata), then a batch in which some keys
+// exist already, and checks every entry either way.
+func testBatchPutLarge(t *testing.T, s state.Store) {
+	const n = 3000
+	batch := make([]state.Entry, n)
+	for i := range batch {
+		batch[i] = state.Entry{Key: []byte(fmt.Sprintf("L%05d", i)), Value: []byte(fmt.Sprint(i))}
+		if i%3 == 0 {
+			batch[i].TTL = time.Hour
+		}
+		if i%5 == 0 {
+			batch[i].Metadata = json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))
+		}
+	}
+	before := time.Now()
+	if err := s.BatchPut(ctx(), batch); err != nil {
+		t.Fatalf("BatchPut of %d new keys: %v", n, err)
+	}
+	after := time.Now()
+	if c := mustCount(t, s); c != n {
+		t.Fatalf("Count = %d, want %d", c, n)
+	}
+	check := func(i int, value string, version int64) {
+		t.Helper()
+		e, ok, err := s.GetEntry(ctx(), []byte(fmt.Sprintf("L%05d", i)))
+		if err != nil || !ok || string(e.Value) != value || e.Version != version {
+			t.Fatalf("entry %d = %+v, %v, %v; want value %s version %d", i, e, ok, err, value, version)
+		}
+		if i%3 == 0 {
+			// Allow for clock skew between this process and the database.
+			lo, hi := before.Add(time.Hour-time.Minute), after.Add(time.Hour+time.Minute)
+			if e.ExpiresAt.Before(lo) || e.ExpiresAt.After(hi) {
+				t.Fatalf("entry %d expires at %v, want about an hour from now", i, e.ExpiresAt)
+			}
+		} else if !e.ExpiresAt.IsZero() {
+			t.Fatalf("entry %d expires at %v, want never", i, e.ExpiresAt)
+		}
+		if want := i%5 == 0; want != (e.Metadata != nil) {
+			t.Fatalf("entry %d metadata = %s", i, e.Metadata)
+		}
+	}
+	for _, i := range []int{0, 1, 2, 3, 5, 15, 1234, n - 1} {
+		check(i, fmt.Sprint(i), 1)
+	}
+	found, err := s.FindByMetadata(ctx(), json.RawMessage(`{"i":15}`))
+	if err != nil || len(found) != 1 {
+		t.Fatalf("FindByMetadata after a large batch = %v, %v", found, err)
+	}
+	// Half new keys, half existing ones (the existing ones last).
+	second := make([]state.Entry, n)
+	for i := range second {
+		k := n/2 + i
+		second[i] = state.Entry{Key: []byte(fmt.Sprintf("L%05d", k)), Value: []byte("v2")}
+	}
+	if err := s.BatchPut(ctx(), second); err != nil {
+		t.Fatalf("BatchPut over existing keys: %v", err)
+	}
+	if c := mustCount(t, s); c != n+n/2 {
+		t.Fatalf("Count = %d, want %d", c, n+n/2)
+	}
+	e, _, _ := s.GetEntry(ctx(), []byte(fmt.Sprintf("L%05d", n/2+3)))
+	if string(e.Value) != "v2" || e.Version != 2 || !e.ExpiresAt.IsZero() {
+		t.Fatalf("overwritten entry = %+v", e)
+	}
+	e, _, _ = s.GetEntry(ctx(), []byte(fmt.Sprintf("L%05d", n+10)))
+	if string(e.Value) != "v2" || e.Version != 1 {
+		t.Fatalf("new entry of the second batch = %+v", e)
+	}
+	if v, _ := mustGet(t, s, "L00010"); v != "10" {
+		t.Fatalf("an entry outside the second batch changed: %q", v)
 	}
 }
