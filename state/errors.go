@@ -2,6 +2,8 @@ package state
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -53,8 +55,8 @@ var (
 // original in the chain (errors.As still finds a *pgconn.PgError). It is the
 // one place that knows SQLSTATE codes.
 func interpretError(err error) error {
-	if err == nil {
-		return nil
+	if err == nil || alreadyInterpreted(err) {
+		return err
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -67,7 +69,8 @@ func interpretError(err error) error {
 			return fmt.Errorf("%w: %w", ErrSchemaOutdated, err)
 		case pgErr.Code == "42501":
 			return fmt.Errorf("%w: %w", ErrPermissionDenied, err)
-		case pgErr.Code == "22P02" && pgErr.DataTypeName == "jsonb", pgErr.Code == "22P02" && pgErr.Routine == "json_errsave_error":
+		case pgErr.Code == "22P05", // untranslatable character: jsonb refuses \u0000
+			pgErr.Code == "22P02" && pgErr.DataTypeName == "jsonb", pgErr.Code == "22P02" && pgErr.Routine == "json_errsave_error":
 			return fmt.Errorf("%w: %w", ErrInvalidMetadata, err)
 		case isConnectionClass(pgErr.Code):
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -81,6 +84,35 @@ func interpretError(err error) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
+}
+
+// sentinels lists the errors interpretError maps to, so that mapping an
+// already mapped error changes nothing.
+var sentinels = []error{
+	ErrKeyTooLarge, ErrSchemaOutdated, ErrSchemaTooNew, ErrPermissionDenied,
+	ErrInvalidMetadata, ErrUnavailable, ErrClosed, ErrCheckpointNotFound,
+	ErrInvalidConfig,
+}
+
+func alreadyInterpreted(err error) bool {
+	for _, s := range sentinels {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// isCertificateError reports a server certificate that failed verification
+// (wrong CA, wrong host name, expired): a configuration or security problem,
+// not an outage.
+func isCertificateError(err error) bool {
+	var verifyErr *tls.CertificateVerificationError
+	var hostErr x509.HostnameError
+	var authErr x509.UnknownAuthorityError
+	var invalidErr x509.CertificateInvalidError
+	return errors.As(err, &verifyErr) || errors.As(err, &hostErr) ||
+		errors.As(err, &authErr) || errors.As(err, &invalidErr)
 }
 
 // isConnectionClass reports SQLSTATEs that mean the session is gone or the

@@ -53,24 +53,36 @@ func (p *Postgres) Vacuum(ctx context.Context) error {
 }
 
 // HealthCheck verifies that the database answers and that the store's schema
-// is at the version this release expects. It is not retried: it reports the
-// state of the database now.
+// is at the version this release expects. A connection that turns out to be
+// dead is replaced and the check repeated (as MaxRetries allows), so a
+// healthy server behind stale pooled connections passes.
 func (p *Postgres) HealthCheck(ctx context.Context) error {
 	if err := p.usable(); err != nil {
 		return p.fail(ctx, "health check", err)
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
-	conn, err := p.pool.Acquire(ctx)
+	var err error
+	for attempt := 0; ; attempt++ {
+		p.stats.queries.Add(2)
+		err = p.checkVersion(ctx)
+		if !p.shouldRetry(ctx, idempotent, err, attempt) {
+			break
+		}
+	}
 	if err != nil {
 		return p.fail(ctx, "health check", err)
 	}
-	defer conn.Release()
-	p.stats.queries.Add(2)
-	if err := checkSchemaVersion(ctx, conn.Conn(), p.cfg.Schema); err != nil {
-		return p.fail(ctx, "health check", err)
-	}
 	return nil
+}
+
+func (p *Postgres) checkVersion(ctx context.Context) error {
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	return checkSchemaVersion(ctx, conn.Conn(), p.cfg.Schema)
 }
 
 // TableStats describes the store's tables on disk.

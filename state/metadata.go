@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/pgstate/pgstate/gen"
 )
@@ -37,7 +38,41 @@ func encodeMetadata(metadata any) (json.RawMessage, error) {
 	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 		return nil, nil
 	}
+	if bytes.Contains(raw, []byte(`\u0000`)) && hasNUL(raw) {
+		return nil, fmt.Errorf("%w: a string contains \\u0000, which PostgreSQL's jsonb cannot store", ErrInvalidMetadata)
+	}
 	return json.RawMessage(raw), nil
+}
+
+// hasNUL reports whether a valid JSON document has a NUL character in any
+// string or object key. (The text "\u0000" alone does not tell: it may be an
+// escaped backslash followed by "u0000".)
+func hasNUL(raw []byte) bool {
+	var doc any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return false
+	}
+	var walk func(v any) bool
+	walk = func(v any) bool {
+		switch v := v.(type) {
+		case string:
+			return strings.ContainsRune(v, 0)
+		case []any:
+			for _, e := range v {
+				if walk(e) {
+					return true
+				}
+			}
+		case map[string]any:
+			for k, e := range v {
+				if strings.ContainsRune(k, 0) || walk(e) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(doc)
 }
 
 // PutWithMetadata implements Store.

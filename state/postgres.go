@@ -25,6 +25,7 @@ type Postgres struct {
 
 	closed    atomic.Bool
 	closeOnce sync.Once
+	lastReset atomic.Int64 // UnixNano of the last pool reset
 	cleaner   *cleaner
 
 	stats counters

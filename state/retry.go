@@ -30,7 +30,13 @@ const (
 // warrants another attempt, and if so sleeps the backoff first. It never
 // retries once ctx is done, and returns false if ctx ends while sleeping.
 func (p *Postgres) shouldRetry(ctx context.Context, mode retryMode, err error, attempt int) bool {
-	if err == nil || attempt >= p.cfg.MaxRetries || ctx.Err() != nil || !transient(err, mode) {
+	if err == nil {
+		return false
+	}
+	if lostConnection(err) {
+		p.resetPool()
+	}
+	if attempt >= p.cfg.MaxRetries || ctx.Err() != nil || !transient(err, mode) {
 		return false
 	}
 	delay := p.cfg.RetryBackoff << attempt
@@ -50,6 +56,35 @@ func (p *Postgres) shouldRetry(ctx context.Context, mode retryMode, err error, a
 	return true
 }
 
+// poolResetInterval limits how often a lost connection empties the pool.
+const poolResetInterval = 100 * time.Millisecond
+
+// resetPool closes every pooled connection (those in use when they are
+// released). A server that terminated one of our sessions has usually
+// terminated all of them (a restart, a failover, an operator's
+// pg_terminate_backend), and the pool only notices a dead idle connection
+// when it is next used: without the reset each retry could draw another dead
+// one and a healthy server would look down.
+func (p *Postgres) resetPool() {
+	now := time.Now().UnixNano()
+	last := p.lastReset.Load()
+	if now-last < int64(poolResetInterval) || !p.lastReset.CompareAndSwap(last, now) {
+		return
+	}
+	p.stats.poolResets.Add(1)
+	p.pool.Reset()
+}
+
+// lostConnection reports errors that mean the session is gone: the server
+// ended it (57P01..57P03, class 08) or the connection itself broke.
+func lostConnection(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return isConnectionClass(pgErr.Code)
+	}
+	return isConnectionError(err) && !isCertificateError(err)
+}
+
 // transient reports failures that another attempt may not meet.
 func transient(err error, mode retryMode) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -62,6 +97,10 @@ func transient(err error, mode retryMode) bool {
 			return true
 		}
 		return mode == idempotent && isConnectionClass(pgErr.Code)
+	}
+	if isCertificateError(err) {
+		// A certificate that fails verification fails the same way again.
+		return false
 	}
 	if pgconn.SafeToRetry(err) {
 		return true

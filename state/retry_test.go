@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -79,5 +80,16 @@ func TestInterpretError(t *testing.T) {
 	}
 	if err := interpretError(context.Canceled); err != context.Canceled {
 		t.Fatalf("context.Canceled became %v", err)
+	}
+}
+
+func TestCertificateErrorsAreNotRetried(t *testing.T) {
+	t.Parallel()
+	certErr := fmt.Errorf("connect: %w", x509.UnknownAuthorityError{})
+	hostErr := fmt.Errorf("connect: %w", x509.HostnameError{Host: "db"})
+	for _, e := range []error{certErr, hostErr} {
+		if transient(e, idempotent) || lostConnection(e) {
+			t.Fatalf("%v is treated as transient", e)
+		}
 	}
 }

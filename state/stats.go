@@ -17,6 +17,7 @@ type Stats struct {
 	Transactions int64 // explicit transactions committed or rolled back
 	Retries      int64 // attempts repeated after a transient failure
 	Errors       int64 // operations that returned an error
+	PoolResets   int64 // times a lost connection emptied the pool
 
 	CleanupRuns  int64 // background cleanup rounds this process ran
 	CleanupSkips int64 // rounds skipped because another process was cleaning
@@ -37,6 +38,7 @@ type counters struct {
 	bytesRead, bytesWritten atomic.Int64
 	queries, transactions   atomic.Int64
 	retries, errors         atomic.Int64
+	poolResets              atomic.Int64
 	cleanupRuns             atomic.Int64
 	cleanupSkips, cleanedUp atomic.Int64
 }
@@ -54,6 +56,7 @@ func (p *Postgres) Stats() Stats {
 		Transactions: p.stats.transactions.Load(),
 		Retries:      p.stats.retries.Load(),
 		Errors:       p.stats.errors.Load(),
+		PoolResets:   p.stats.poolResets.Load(),
 		CleanupRuns:  p.stats.cleanupRuns.Load(),
 		CleanupSkips: p.stats.cleanupSkips.Load(),
 		CleanedUp:    p.stats.cleanedUp.Load(),

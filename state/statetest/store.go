@@ -112,6 +112,9 @@ func testMetadataInvalid(t *testing.T, s state.Store) {
 		{"BrokenRaw", json.RawMessage(`{"a":`)},
 		{"BrokenBytes", []byte(`not json`)},
 		{"Unmarshalable", map[string]any{"f": func() {}}},
+		// Valid JSON, but jsonb cannot hold a NUL character.
+		{"NULInString", map[string]string{"nul": "a\x00b"}},
+		{"NULInKey", json.RawMessage(`{"a\u0000": 1}`)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := s.PutWithMetadata(ctx(), []byte("k"), []byte("v"), tc.md)
@@ -122,6 +125,10 @@ func testMetadataInvalid(t *testing.T, s state.Store) {
 				t.Fatal("an entry was written despite invalid metadata")
 			}
 		})
+	}
+	// An escaped backslash followed by "u0000" is an ordinary string.
+	if err := s.PutWithMetadata(ctx(), []byte("bs"), []byte("v"), json.RawMessage(`{"a":"\\u0000"}`)); err != nil {
+		t.Fatalf("PutWithMetadata with an escaped backslash: %v", err)
 	}
 	if _, err := s.FindByMetadata(ctx(), json.RawMessage(`{`)); !errors.Is(err, state.ErrInvalidMetadata) {
 		t.Fatalf("FindByMetadata(invalid) = %v, want ErrInvalidMetadata", err)

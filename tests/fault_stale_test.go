@@ -1,5 +1,3 @@
-//go:build pending
-
 package tests
 
 import (
@@ -12,13 +10,12 @@ import (
 	"github.com/pgstate/pgstate/state"
 )
 
-// TestPendingFirstCallAfterKills: once every backend of the store was
-// terminated and the server is healthy again, the next call should succeed.
-// It fails with ErrUnavailable: the pool hands out its dead idle connections
-// one after another (pgxpool pings only connections idle for more than a
-// second), and with MaxConns > MaxRetries+1 every attempt of the call gets a
-// dead one. HealthCheck, which is never retried, fails on the first of them.
-func TestPendingFirstCallAfterKills(t *testing.T) {
+// TestFaultFirstCallAfterKills: once every backend of the store was
+// terminated and the server is healthy again, the next call succeeds. The
+// pool would hand out its dead idle connections one after another (pgxpool
+// pings only connections idle for more than a second), more of them than a
+// call has attempts; the first lost connection empties the pool instead.
+func TestFaultFirstCallAfterKills(t *testing.T) {
 	t.Parallel()
 	env := newFaultEnv(t, pgcluster.Options{})
 	db := env.database(t, "app")
@@ -47,5 +44,16 @@ func TestPendingFirstCallAfterKills(t *testing.T) {
 	}
 	if err := s.HealthCheck(ctx); err != nil {
 		t.Errorf("HealthCheck after the kills: %v", err)
+	}
+	if s.Stats().PoolResets < 1 {
+		t.Errorf("no pool reset after the kills")
+	}
+	// HealthCheck alone recovers too.
+	if _, err := terminate(ctx, env.admin, db, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := s.HealthCheck(ctx); err != nil {
+		t.Errorf("HealthCheck right after the second kills: %v", err)
 	}
 }
