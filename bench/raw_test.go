@@ -155,14 +155,14 @@ WHERE c.checkpoint_id = $1
 
 const rawEntriesDeleteExpiredBatch = `-- name: EntriesDeleteExpiredBatch :execrows
 DELETE FROM state_entries
-WHERE key IN (
-    SELECT e.key
-    FROM state_entries AS e
-    WHERE e.expires_at <= now()
-    ORDER BY e.expires_at
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
-)
+WHERE ctid = ANY(ARRAY(
+        SELECT e.ctid
+        FROM state_entries AS e
+        WHERE e.expires_at <= now()
+        ORDER BY e.expires_at
+        LIMIT $1
+    ))
+    AND (expires_at <= now()) IS TRUE
 `
 
 const rawEntriesScanFrom = `-- name: EntriesScanFrom :many
