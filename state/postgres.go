@@ -26,6 +26,7 @@ type Postgres struct {
 	closed    atomic.Bool
 	closeOnce sync.Once
 	lastReset atomic.Int64 // UnixNano of the last pool reset
+	watchdogs sync.Map     // *pgx.Conn → *watchdog
 	cleaner   *cleaner
 
 	stats counters
@@ -42,11 +43,14 @@ func Open(ctx context.Context, cfg Config) (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgstate: open: %w", err)
 	}
+	p := &Postgres{cfg: cfg, q: gen.New()}
+	pc.AfterConnect = p.attachWatchdog
+	pc.BeforeClose = p.detachWatchdog
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("pgstate: open: %w", interpretError(err))
 	}
-	p := &Postgres{cfg: cfg, pool: pool, q: gen.New()}
+	p.pool = pool
 	if err := p.prepareSchema(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("pgstate: open: %w", err)
@@ -166,13 +170,19 @@ func (p *Postgres) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
 	if err := p.checkKey(key); err != nil {
 		return nil, false, p.fail(ctx, "get", err)
 	}
-	ctx, cancel := p.withTimeout(ctx)
+	start := time.Now()
+	ctx, cancel := p.opContext(ctx)
 	defer cancel()
 	var value []byte
 	var err error
 	for attempt := 0; ; attempt++ {
 		p.stats.queries.Add(1)
-		value, err = p.q.EntryGet(ctx, p.pool, key)
+		var db gen.DBTX
+		var l lease
+		if db, l, err = p.acquire(ctx, start); err == nil {
+			value, err = p.q.EntryGet(ctx, db, key)
+			err = l.release(err)
+		}
 		if !p.shouldRetry(ctx, idempotent, err, attempt) {
 			break
 		}
@@ -199,12 +209,17 @@ func (p *Postgres) put(ctx context.Context, op string, arg gen.EntryPutParams) e
 	if err := p.checkWrite(arg.Key, arg.Value); err != nil {
 		return p.fail(ctx, op, err)
 	}
-	ctx, cancel := p.withTimeout(ctx)
+	start := time.Now()
+	ctx, cancel := p.opContext(ctx)
 	defer cancel()
 	var err error
 	for attempt := 0; ; attempt++ {
 		p.stats.queries.Add(1)
-		err = p.q.EntryPut(ctx, p.pool, arg)
+		var db gen.DBTX
+		var l lease
+		if db, l, err = p.acquire(ctx, start); err == nil {
+			err = l.release(p.q.EntryPut(ctx, db, arg))
+		}
 		if !p.shouldRetry(ctx, idempotent, err, attempt) {
 			break
 		}
@@ -222,12 +237,18 @@ func (p *Postgres) Delete(ctx context.Context, key []byte) error {
 	if err := p.checkKey(key); err != nil {
 		return p.fail(ctx, "delete", err)
 	}
-	ctx, cancel := p.withTimeout(ctx)
+	start := time.Now()
+	ctx, cancel := p.opContext(ctx)
 	defer cancel()
 	var err error
 	for attempt := 0; ; attempt++ {
 		p.stats.queries.Add(1)
-		_, err = p.q.EntryDelete(ctx, p.pool, key)
+		var db gen.DBTX
+		var l lease
+		if db, l, err = p.acquire(ctx, start); err == nil {
+			_, err = p.q.EntryDelete(ctx, db, key)
+			err = l.release(err)
+		}
 		if !p.shouldRetry(ctx, idempotent, err, attempt) {
 			break
 		}
@@ -244,13 +265,19 @@ func (p *Postgres) Contains(ctx context.Context, key []byte) (bool, error) {
 	if err := p.checkKey(key); err != nil {
 		return false, p.fail(ctx, "contains", err)
 	}
-	ctx, cancel := p.withTimeout(ctx)
+	start := time.Now()
+	ctx, cancel := p.opContext(ctx)
 	defer cancel()
 	var found bool
 	var err error
 	for attempt := 0; ; attempt++ {
 		p.stats.queries.Add(1)
-		found, err = p.q.EntryExists(ctx, p.pool, key)
+		var db gen.DBTX
+		var l lease
+		if db, l, err = p.acquire(ctx, start); err == nil {
+			found, err = p.q.EntryExists(ctx, db, key)
+			err = l.release(err)
+		}
 		if !p.shouldRetry(ctx, idempotent, err, attempt) {
 			break
 		}

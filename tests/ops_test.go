@@ -219,36 +219,74 @@ func TestNoRetryAfterTheCallerGivesUp(t *testing.T) {
 	}
 }
 
+// TestQueryTimeoutBoundsOperations blocks operations on locks held by
+// another transaction and checks that QueryTimeout cuts each one off, both
+// for a context that never ends (the connection's watchdog bounds the
+// statement) and for one that could end but has no deadline (a context
+// deadline does), and that the store works normally afterwards.
 func TestQueryTimeoutBoundsOperations(t *testing.T) {
 	t.Parallel()
-	p := testdb.Open(t, func(c *state.Config) { c.QueryTimeout = 300 * time.Millisecond })
+	const timeout = 300 * time.Millisecond
+	p := testdb.Open(t, func(c *state.Config) { c.QueryTimeout = timeout })
 	if err := p.Put(bg, []byte("locked"), []byte("v")); err != nil {
 		t.Fatal(err)
 	}
+	cancellable, cancel := context.WithCancel(bg)
+	defer cancel()
+	ops := []struct {
+		name string
+		lock string
+		op   func(ctx context.Context) error
+	}{
+		{"PutOnLockedRow", `SELECT 1 FROM state_entries WHERE key = 'locked' FOR UPDATE`,
+			func(ctx context.Context) error { return p.Put(ctx, []byte("locked"), []byte("w")) }},
+		{"DeleteOnLockedRow", `SELECT 1 FROM state_entries WHERE key = 'locked' FOR UPDATE`,
+			func(ctx context.Context) error { return p.Delete(ctx, []byte("locked")) }},
+		{"GetOnLockedTable", `LOCK TABLE state_entries IN ACCESS EXCLUSIVE MODE`,
+			func(ctx context.Context) error { _, _, err := p.Get(ctx, []byte("locked")); return err }},
+		{"ContainsOnLockedTable", `LOCK TABLE state_entries IN ACCESS EXCLUSIVE MODE`,
+			func(ctx context.Context) error { _, err := p.Contains(ctx, []byte("locked")); return err }},
+		{"CountOnLockedTable", `LOCK TABLE state_entries IN ACCESS EXCLUSIVE MODE`,
+			func(ctx context.Context) error { _, err := p.Count(ctx); return err }},
+	}
 	conn := testdb.Conn(t, p.Config().DSN)
-	tx, err := conn.Begin(bg)
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range ops {
+		for _, c := range []struct {
+			name string
+			ctx  context.Context
+		}{{"Background", bg}, {"Cancellable", cancellable}} {
+			t.Run(tc.name+"/"+c.name, func(t *testing.T) {
+				tx, err := conn.Begin(bg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tx.Rollback(bg)
+				if _, err := tx.Exec(bg, tc.lock); err != nil {
+					t.Fatal(err)
+				}
+				start := time.Now()
+				err = tc.op(c.ctx)
+				elapsed := time.Since(start)
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("got %v, want context.DeadlineExceeded", err)
+				}
+				if elapsed < timeout-50*time.Millisecond || elapsed > 3*time.Second {
+					t.Fatalf("gave up after %v with QueryTimeout %v", elapsed, timeout)
+				}
+				if err := tx.Rollback(bg); err != nil {
+					t.Fatal(err)
+				}
+				// Nothing the cut-off call sent was applied, and the store
+				// works normally.
+				if v, _, err := p.Get(bg, []byte("locked")); err != nil || string(v) != "v" {
+					t.Fatalf("Get after the timeout = %q, %v", v, err)
+				}
+			})
+		}
 	}
-	defer tx.Rollback(bg)
-	if _, err := tx.Exec(bg, `SELECT 1 FROM state_entries WHERE key = 'locked' FOR UPDATE`); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	err = p.Put(bg, []byte("locked"), []byte("w"))
-	elapsed := time.Since(start)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Put on a locked row = %v, want context.DeadlineExceeded", err)
-	}
-	if elapsed < 250*time.Millisecond || elapsed > 3*time.Second {
-		t.Fatalf("Put gave up after %v with QueryTimeout 300ms", elapsed)
-	}
-	if err := tx.Rollback(bg); err != nil {
-		t.Fatal(err)
-	}
-	// The pool is healthy afterwards.
-	if v, _, err := p.Get(bg, []byte("locked")); err != nil || string(v) != "v" {
-		t.Fatalf("Get after the timeout = %q, %v", v, err)
+	// No server session is left waiting on a lock.
+	if n := queryInt(t, conn, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`); n != 0 {
+		t.Fatalf("%d sessions still wait on a lock", n)
 	}
 }
 
