@@ -36,18 +36,14 @@ func (p *Postgres) BatchPut(ctx context.Context, entries []Entry) error {
 	if len(arg.Keys) == 0 {
 		return nil
 	}
-	ctx, cancel := p.withTimeout(ctx)
-	defer cancel()
 	if len(arg.Keys) >= copyThreshold {
-		err = p.inTx(ctx, idempotent, func(tx pgx.Tx) error { return p.copyOrUpsert(ctx, tx, arg) })
+		tctx, cancel := p.withTimeout(ctx)
+		err = p.inTx(tctx, idempotent, func(tx pgx.Tx) error { return p.copyOrUpsert(tctx, tx, arg) })
+		cancel()
 	} else {
-		for attempt := 0; ; attempt++ {
-			p.stats.queries.Add(1)
-			_, err = p.q.EntriesUpsertMany(ctx, p.pool, arg)
-			if !p.shouldRetry(ctx, idempotent, err, attempt) {
-				break
-			}
-		}
+		_, err = query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) (int64, error) {
+			return p.q.EntriesUpsertMany(ctx, db, arg)
+		})
 	}
 	if err != nil {
 		return p.fail(ctx, "batch put", err)
@@ -154,17 +150,9 @@ func (p *Postgres) GetMany(ctx context.Context, keys [][]byte) (map[string][]byt
 	if len(keys) == 0 {
 		return out, nil
 	}
-	ctx, cancel := p.withTimeout(ctx)
-	defer cancel()
-	var rows []gen.EntriesGetManyRow
-	var err error
-	for attempt := 0; ; attempt++ {
-		p.stats.queries.Add(1)
-		rows, err = p.q.EntriesGetMany(ctx, p.pool, keys)
-		if !p.shouldRetry(ctx, idempotent, err, attempt) {
-			break
-		}
-	}
+	rows, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) ([]gen.EntriesGetManyRow, error) {
+		return p.q.EntriesGetMany(ctx, db, keys)
+	})
 	if err != nil {
 		return nil, p.fail(ctx, "get many", err)
 	}
@@ -192,17 +180,9 @@ func (p *Postgres) DeleteMany(ctx context.Context, keys [][]byte) (int64, error)
 	if len(keys) == 0 {
 		return 0, nil
 	}
-	ctx, cancel := p.withTimeout(ctx)
-	defer cancel()
-	var n int64
-	var err error
-	for attempt := 0; ; attempt++ {
-		p.stats.queries.Add(1)
-		n, err = p.q.EntriesDeleteMany(ctx, p.pool, keys)
-		if !p.shouldRetry(ctx, onceOnly, err, attempt) {
-			break
-		}
-	}
+	n, err := query(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) (int64, error) {
+		return p.q.EntriesDeleteMany(ctx, db, keys)
+	})
 	if err != nil {
 		return 0, p.fail(ctx, "delete many", err)
 	}

@@ -95,17 +95,7 @@ func (p *Postgres) ListCheckpoints(ctx context.Context) ([]CheckpointInfo, error
 	if err := p.usable(); err != nil {
 		return nil, p.fail(ctx, "list checkpoints", err)
 	}
-	ctx, cancel := p.withTimeout(ctx)
-	defer cancel()
-	var rows []gen.StateCheckpoint
-	var err error
-	for attempt := 0; ; attempt++ {
-		p.stats.queries.Add(1)
-		rows, err = p.q.CheckpointsList(ctx, p.pool)
-		if !p.shouldRetry(ctx, idempotent, err, attempt) {
-			break
-		}
-	}
+	rows, err := query(ctx, p, idempotent, p.q.CheckpointsList)
 	if err != nil {
 		return nil, p.fail(ctx, "list checkpoints", err)
 	}
@@ -121,17 +111,9 @@ func (p *Postgres) DeleteCheckpoint(ctx context.Context, id uuid.UUID) error {
 	if err := p.usable(); err != nil {
 		return p.fail(ctx, "delete checkpoint", err)
 	}
-	ctx, cancel := p.withTimeout(ctx)
-	defer cancel()
-	var n int64
-	var err error
-	for attempt := 0; ; attempt++ {
-		p.stats.queries.Add(1)
-		n, err = p.q.CheckpointDelete(ctx, p.pool, id)
-		if !p.shouldRetry(ctx, onceOnly, err, attempt) {
-			break
-		}
-	}
+	n, err := query(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) (int64, error) {
+		return p.q.CheckpointDelete(ctx, db, id)
+	})
 	if err != nil {
 		return p.fail(ctx, fmt.Sprintf("delete checkpoint %s", id), err)
 	}

@@ -22,30 +22,17 @@ func (p *Postgres) Vacuum(ctx context.Context) error {
 	if err := p.usable(); err != nil {
 		return p.fail(ctx, "vacuum", err)
 	}
-	ctx, cancel := p.withTimeout(ctx)
-	defer cancel()
-	var owned bool
-	var err error
-	for attempt := 0; ; attempt++ {
-		p.stats.queries.Add(1)
-		owned, err = p.q.StoreTablesOwned(ctx, p.pool)
-		if !p.shouldRetry(ctx, idempotent, err, attempt) {
-			break
-		}
-	}
+	owned, err := query(ctx, p, idempotent, p.q.StoreTablesOwned)
 	if err != nil {
 		return p.fail(ctx, "vacuum", err)
 	}
 	if !owned {
 		return p.fail(ctx, "vacuum", fmt.Errorf("%w: only the owner of the store's tables may vacuum them (autovacuum still does)", ErrPermissionDenied))
 	}
-	for attempt := 0; ; attempt++ {
-		p.stats.queries.Add(1)
-		_, err = p.pool.Exec(ctx, sqlVacuum)
-		if !p.shouldRetry(ctx, idempotent, err, attempt) {
-			break
-		}
-	}
+	err = exec(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) error {
+		_, err := db.Exec(ctx, sqlVacuum)
+		return err
+	})
 	if err != nil {
 		return p.fail(ctx, "vacuum", err)
 	}
@@ -100,17 +87,7 @@ func (p *Postgres) TableStats(ctx context.Context) (TableStats, error) {
 	if err := p.usable(); err != nil {
 		return TableStats{}, p.fail(ctx, "table stats", err)
 	}
-	ctx, cancel := p.withTimeout(ctx)
-	defer cancel()
-	var row gen.TableSizesRow
-	var err error
-	for attempt := 0; ; attempt++ {
-		p.stats.queries.Add(1)
-		row, err = p.q.TableSizes(ctx, p.pool)
-		if !p.shouldRetry(ctx, idempotent, err, attempt) {
-			break
-		}
-	}
+	row, err := query(ctx, p, idempotent, p.q.TableSizes)
 	if err != nil {
 		return TableStats{}, p.fail(ctx, "table stats", err)
 	}

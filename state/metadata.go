@@ -89,17 +89,9 @@ func (p *Postgres) GetEntry(ctx context.Context, key []byte) (Entry, bool, error
 	if err := p.checkKey(key); err != nil {
 		return Entry{}, false, p.fail(ctx, "get entry", err)
 	}
-	ctx, cancel := p.withTimeout(ctx)
-	defer cancel()
-	var row gen.StateEntry
-	var err error
-	for attempt := 0; ; attempt++ {
-		p.stats.queries.Add(1)
-		row, err = p.q.EntryGetFull(ctx, p.pool, key)
-		if !p.shouldRetry(ctx, idempotent, err, attempt) {
-			break
-		}
-	}
+	row, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) (gen.StateEntry, error) {
+		return p.q.EntryGetFull(ctx, db, key)
+	})
 	if isNoRows(err) {
 		p.stats.gets.Add(1)
 		return Entry{}, false, nil
@@ -125,16 +117,9 @@ func (p *Postgres) FindByMetadata(ctx context.Context, filter any) ([]Entry, err
 	if f == nil {
 		return nil, p.fail(ctx, "find by metadata", fmt.Errorf("%w: the filter is empty", ErrInvalidMetadata))
 	}
-	ctx, cancel := p.withTimeout(ctx)
-	defer cancel()
-	var rows []gen.StateEntry
-	for attempt := 0; ; attempt++ {
-		p.stats.queries.Add(1)
-		rows, err = p.q.EntriesFindByMetadata(ctx, p.pool, f)
-		if !p.shouldRetry(ctx, idempotent, err, attempt) {
-			break
-		}
-	}
+	rows, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) ([]gen.StateEntry, error) {
+		return p.q.EntriesFindByMetadata(ctx, db, f)
+	})
 	if err != nil {
 		return nil, p.fail(ctx, "find by metadata", err)
 	}

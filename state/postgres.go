@@ -170,23 +170,9 @@ func (p *Postgres) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
 	if err := p.checkKey(key); err != nil {
 		return nil, false, p.fail(ctx, "get", err)
 	}
-	start := time.Now()
-	ctx, cancel := p.opContext(ctx)
-	defer cancel()
-	var value []byte
-	var err error
-	for attempt := 0; ; attempt++ {
-		p.stats.queries.Add(1)
-		var db gen.DBTX
-		var l lease
-		if db, l, err = p.acquire(ctx, start); err == nil {
-			value, err = p.q.EntryGet(ctx, db, key)
-			err = l.release(err)
-		}
-		if !p.shouldRetry(ctx, idempotent, err, attempt) {
-			break
-		}
-	}
+	value, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) ([]byte, error) {
+		return p.q.EntryGet(ctx, db, key)
+	})
 	if isNoRows(err) {
 		p.stats.gets.Add(1)
 		return nil, false, nil
@@ -209,21 +195,9 @@ func (p *Postgres) put(ctx context.Context, op string, arg gen.EntryPutParams) e
 	if err := p.checkWrite(arg.Key, arg.Value); err != nil {
 		return p.fail(ctx, op, err)
 	}
-	start := time.Now()
-	ctx, cancel := p.opContext(ctx)
-	defer cancel()
-	var err error
-	for attempt := 0; ; attempt++ {
-		p.stats.queries.Add(1)
-		var db gen.DBTX
-		var l lease
-		if db, l, err = p.acquire(ctx, start); err == nil {
-			err = l.release(p.q.EntryPut(ctx, db, arg))
-		}
-		if !p.shouldRetry(ctx, idempotent, err, attempt) {
-			break
-		}
-	}
+	err := exec(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) error {
+		return p.q.EntryPut(ctx, db, arg)
+	})
 	if err != nil {
 		return p.fail(ctx, op, err)
 	}
@@ -237,22 +211,9 @@ func (p *Postgres) Delete(ctx context.Context, key []byte) error {
 	if err := p.checkKey(key); err != nil {
 		return p.fail(ctx, "delete", err)
 	}
-	start := time.Now()
-	ctx, cancel := p.opContext(ctx)
-	defer cancel()
-	var err error
-	for attempt := 0; ; attempt++ {
-		p.stats.queries.Add(1)
-		var db gen.DBTX
-		var l lease
-		if db, l, err = p.acquire(ctx, start); err == nil {
-			_, err = p.q.EntryDelete(ctx, db, key)
-			err = l.release(err)
-		}
-		if !p.shouldRetry(ctx, idempotent, err, attempt) {
-			break
-		}
-	}
+	_, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) (int64, error) {
+		return p.q.EntryDelete(ctx, db, key)
+	})
 	if err != nil {
 		return p.fail(ctx, "delete", err)
 	}
@@ -265,23 +226,9 @@ func (p *Postgres) Contains(ctx context.Context, key []byte) (bool, error) {
 	if err := p.checkKey(key); err != nil {
 		return false, p.fail(ctx, "contains", err)
 	}
-	start := time.Now()
-	ctx, cancel := p.opContext(ctx)
-	defer cancel()
-	var found bool
-	var err error
-	for attempt := 0; ; attempt++ {
-		p.stats.queries.Add(1)
-		var db gen.DBTX
-		var l lease
-		if db, l, err = p.acquire(ctx, start); err == nil {
-			found, err = p.q.EntryExists(ctx, db, key)
-			err = l.release(err)
-		}
-		if !p.shouldRetry(ctx, idempotent, err, attempt) {
-			break
-		}
-	}
+	found, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) (bool, error) {
+		return p.q.EntryExists(ctx, db, key)
+	})
 	if err != nil {
 		return false, p.fail(ctx, "contains", err)
 	}
@@ -295,17 +242,7 @@ func (p *Postgres) Count(ctx context.Context) (int64, error) {
 	if err := p.usable(); err != nil {
 		return 0, p.fail(ctx, "count", err)
 	}
-	ctx, cancel := p.withTimeout(ctx)
-	defer cancel()
-	var n int64
-	var err error
-	for attempt := 0; ; attempt++ {
-		p.stats.queries.Add(1)
-		n, err = p.q.EntriesCount(ctx, p.pool)
-		if !p.shouldRetry(ctx, idempotent, err, attempt) {
-			break
-		}
-	}
+	n, err := query(ctx, p, idempotent, p.q.EntriesCount)
 	if err != nil {
 		return 0, p.fail(ctx, "count", err)
 	}
@@ -320,17 +257,7 @@ func (p *Postgres) CountEstimate(ctx context.Context) (int64, error) {
 	if err := p.usable(); err != nil {
 		return 0, p.fail(ctx, "count estimate", err)
 	}
-	ctx, cancel := p.withTimeout(ctx)
-	defer cancel()
-	var n int64
-	var err error
-	for attempt := 0; ; attempt++ {
-		p.stats.queries.Add(1)
-		n, err = p.q.EntriesCountEstimate(ctx, p.pool)
-		if !p.shouldRetry(ctx, idempotent, err, attempt) {
-			break
-		}
-	}
+	n, err := query(ctx, p, idempotent, p.q.EntriesCountEstimate)
 	if err != nil {
 		return 0, p.fail(ctx, "count estimate", err)
 	}
@@ -344,17 +271,7 @@ func (p *Postgres) Clear(ctx context.Context) error {
 	if err := p.usable(); err != nil {
 		return p.fail(ctx, "clear", err)
 	}
-	ctx, cancel := p.withTimeout(ctx)
-	defer cancel()
-	var err error
-	for attempt := 0; ; attempt++ {
-		p.stats.queries.Add(1)
-		_, err = p.q.EntriesDeleteAll(ctx, p.pool)
-		if !p.shouldRetry(ctx, idempotent, err, attempt) {
-			break
-		}
-	}
-	if err != nil {
+	if _, err := query(ctx, p, idempotent, p.q.EntriesDeleteAll); err != nil {
 		return p.fail(ctx, "clear", err)
 	}
 	p.stats.deletes.Add(1)
@@ -371,22 +288,13 @@ func (p *Postgres) ListKeys(ctx context.Context, prefix []byte) ([][]byte, error
 		// No key can start with it.
 		return [][]byte{}, nil
 	}
-	ctx, cancel := p.withTimeout(ctx)
-	defer cancel()
 	lower, upper := nonNil(prefix), PrefixEnd(prefix)
-	var keys [][]byte
-	var err error
-	for attempt := 0; ; attempt++ {
-		p.stats.queries.Add(1)
+	keys, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) ([][]byte, error) {
 		if upper == nil {
-			keys, err = p.q.EntryKeysListFrom(ctx, p.pool, lower)
-		} else {
-			keys, err = p.q.EntryKeysListRange(ctx, p.pool, gen.EntryKeysListRangeParams{Lower: lower, Upper: upper})
+			return p.q.EntryKeysListFrom(ctx, db, lower)
 		}
-		if !p.shouldRetry(ctx, idempotent, err, attempt) {
-			break
-		}
-	}
+		return p.q.EntryKeysListRange(ctx, db, gen.EntryKeysListRangeParams{Lower: lower, Upper: upper})
+	})
 	if err != nil {
 		return nil, p.fail(ctx, "list keys", err)
 	}

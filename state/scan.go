@@ -49,20 +49,10 @@ func (p *Postgres) Scan(ctx context.Context, prefix []byte) iter.Seq2[Entry, err
 }
 
 func (p *Postgres) scanPage(ctx context.Context, lower, upper []byte) ([]gen.StateEntry, error) {
-	ctx, cancel := p.withTimeout(ctx)
-	defer cancel()
-	var rows []gen.StateEntry
-	var err error
-	for attempt := 0; ; attempt++ {
-		p.stats.queries.Add(1)
+	return query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) ([]gen.StateEntry, error) {
 		if upper == nil {
-			rows, err = p.q.EntriesScanFrom(ctx, p.pool, gen.EntriesScanFromParams{Lower: lower, PageSize: ScanPageSize})
-		} else {
-			rows, err = p.q.EntriesScanRange(ctx, p.pool, gen.EntriesScanRangeParams{Lower: lower, Upper: upper, PageSize: ScanPageSize})
+			return p.q.EntriesScanFrom(ctx, db, gen.EntriesScanFromParams{Lower: lower, PageSize: ScanPageSize})
 		}
-		if !p.shouldRetry(ctx, idempotent, err, attempt) {
-			break
-		}
-	}
-	return rows, err
+		return p.q.EntriesScanRange(ctx, db, gen.EntriesScanRangeParams{Lower: lower, Upper: upper, PageSize: ScanPageSize})
+	})
 }
