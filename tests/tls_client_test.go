@@ -1,0 +1,141 @@
+package tests
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgstate/pgstate/internal/pgcluster"
+	"github.com/pgstate/pgstate/state"
+)
+
+// issueClient signs a client certificate whose common name is the database
+// role it authenticates, and writes it and its key into dir.
+func (ca *testCA) issueClient(t *testing.T, dir, role string) (certPath, keyPath string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: role},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPath, keyPath = filepath.Join(dir, role+".crt"), filepath.Join(dir, role+".key")
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certPath, keyPath
+}
+
+// TestTLSClientCertificate runs a server that authenticates the store's role
+// by client certificate only: Config.SSLCert and SSLKey log in, a missing or
+// foreign certificate does not.
+func TestTLSClientCertificate(t *testing.T) {
+	t.Parallel()
+	ca := newCA(t, "pgstate test CA")
+	otherCA := newCA(t, "some other CA")
+	certPEM, keyPEM := ca.issue(t, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	c := pgcluster.New(t, pgcluster.Options{
+		Settings: map[string]string{
+			"ssl":           "on",
+			"ssl_cert_file": "'server.crt'",
+			"ssl_key_file":  "'server.key'",
+			"ssl_ca_file":   "'ca.crt'",
+		},
+		HBA: []string{
+			"hostssl all certuser 127.0.0.1/32 cert",
+			"host all all 0.0.0.0/0 reject",
+		},
+		Files: map[string][]byte{"server.crt": certPEM, "server.key": keyPEM, "ca.crt": ca.pem},
+	})
+	ctx := context.Background()
+	// The role is created over the local socket, which trusts the superuser.
+	admin, err := pgx.Connect(ctx, c.SocketDSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	for _, sql := range []string{`CREATE ROLE certuser LOGIN`, `CREATE DATABASE certdb OWNER certuser`} {
+		if _, err := admin.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	rootCA := filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(rootCA, ca.pem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	goodCert, goodKey := ca.issueClient(t, dir, "certuser")
+	foreignCert, foreignKey := otherCA.issueClient(t, t.TempDir(), "certuser")
+	open := func(cert, key string) (*state.Postgres, error) {
+		cfg := state.DefaultConfig("postgres://certuser@" + net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)) + "/certdb")
+		cfg.SSLMode = "verify-full"
+		cfg.SSLRootCert = rootCA
+		cfg.SSLCert, cfg.SSLKey = cert, key
+		cfg.MinConns, cfg.MaxConns = 0, 2
+		cfg.ConnectTimeout = 5 * time.Second
+		cfg.MaxRetries = 0
+		return state.Open(ctx, cfg)
+	}
+	t.Run("WithCertificate", func(t *testing.T) {
+		s, err := open(goodCert, goodKey)
+		if err != nil {
+			t.Fatalf("Open with the client certificate: %v", err)
+		}
+		defer s.Close()
+		if err := s.Put(ctx, []byte("k"), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		var user string
+		if err := s.Pool().QueryRow(ctx, "SELECT current_user").Scan(&user); err != nil || user != "certuser" {
+			t.Fatalf("current_user = %q, %v", user, err)
+		}
+	})
+	for _, tc := range []struct{ name, cert, key string }{
+		{"WithoutCertificate", "", ""},
+		{"ForeignCertificate", foreignCert, foreignKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := open(tc.cert, tc.key)
+			if err == nil {
+				s.Close()
+				t.Fatal("the server accepted the connection")
+			}
+			// SQLSTATE 28000: the server's certificate authentication said no.
+			if !isHBAReject(err) {
+				t.Fatalf("Open = %v, want the server's refusal (28000)", err)
+			}
+			t.Logf("refused as expected: %v", err)
+		})
+	}
+}
