@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgstate/pgstate/gen"
 	"github.com/pgstate/pgstate/internal/testdb"
 )
 
@@ -32,19 +33,26 @@ func TestListKeysUsesPrimaryKeyUnderGenericPlan(t *testing.T) {
 	tests := []struct {
 		name    string
 		query   string
+		sql     string
 		types   string
 		execute string
 	}{
-		{"Range", "EntryKeysListRange", "bytea, bytea", `EXECUTE p('\x303030303031'::bytea, '\x303030303032'::bytea)`},
-		{"FromPrefixWithoutSuccessor", "EntryKeysListFrom", "bytea", `EXECUTE p('\xffff'::bytea)`},
-		{"ScanPage", "EntriesScanRange", "bytea, bytea, int4", `EXECUTE p('\x30'::bytea, '\x31'::bytea, 1000)`},
+		{"Range", "EntryKeysListRange", generatedSQL(func(q *gen.Queries, db gen.DBTX) {
+			q.EntryKeysListRange(bg, db, gen.EntryKeysListRangeParams{})
+		}), "bytea, bytea", `EXECUTE p('\x303030303031'::bytea, '\x303030303032'::bytea)`},
+		{"FromPrefixWithoutSuccessor", "EntryKeysListFrom", generatedSQL(func(q *gen.Queries, db gen.DBTX) {
+			q.EntryKeysListFrom(bg, db, nil)
+		}), "bytea", `EXECUTE p('\xffff'::bytea)`},
+		{"ScanPage", "EntriesScanRange", generatedSQL(func(q *gen.Queries, db gen.DBTX) {
+			q.EntriesScanRange(bg, db, gen.EntriesScanRangeParams{})
+		}), "bytea, bytea, int4", `EXECUTE p('\x30'::bytea, '\x31'::bytea, 1000)`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := conn.Exec(ctx, "DEALLOCATE ALL"); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := conn.Exec(ctx, "PREPARE p("+tc.types+") AS "+namedQuery(t, tc.query)); err != nil {
+			if _, err := conn.Exec(ctx, "PREPARE p("+tc.types+") AS "+tc.sql); err != nil {
 				t.Fatalf("prepare %s: %v", tc.query, err)
 			}
 			plan := explain(t, conn, "EXPLAIN "+tc.execute)
