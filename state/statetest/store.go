@@ -214,8 +214,8 @@ func testEntryVersionsAndTimes(t *testing.T, s state.Store) {
 
 // ttlWait is how long the expiry tests wait past a short TTL.
 const (
-	shortTTL = 300 * time.Millisecond
-	ttlWait  = 600 * time.Millisecond
+	shortTTL = time.Second
+	ttlWait  = 2 * time.Second
 )
 
 func testTTLExpiresEverywhere(t *testing.T, s state.Store) {
