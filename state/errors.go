@@ -55,8 +55,8 @@ var (
 // original in the chain (errors.As still finds a *pgconn.PgError). It is the
 // one place that knows SQLSTATE codes.
 func interpretError(err error) error {
-	if err == nil || alreadyInterpreted(err) {
-		return err
+	if err == nil {
+		return nil
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -86,23 +86,6 @@ func interpretError(err error) error {
 	return err
 }
 
-// sentinels lists the errors interpretError maps to, so that mapping an
-// already mapped error changes nothing.
-var sentinels = []error{
-	ErrKeyTooLarge, ErrSchemaOutdated, ErrSchemaTooNew, ErrPermissionDenied,
-	ErrInvalidMetadata, ErrUnavailable, ErrClosed, ErrCheckpointNotFound,
-	ErrInvalidConfig,
-}
-
-func alreadyInterpreted(err error) bool {
-	for _, s := range sentinels {
-		if errors.Is(err, s) {
-			return true
-		}
-	}
-	return false
-}
-
 // isCertificateError reports a server certificate that failed verification
 // (wrong CA, wrong host name, expired): a configuration or security problem,
 // not an outage.
@@ -114,6 +97,10 @@ func isCertificateError(err error) bool {
 	return errors.As(err, &verifyErr) || errors.As(err, &hostErr) ||
 		errors.As(err, &authErr) || errors.As(err, &invalidErr)
 }
+
+// isNoRows reports a query that found no row: for the store, an absent key
+// or checkpoint rather than a failure.
+func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
 
 // isConnectionClass reports SQLSTATEs that mean the session is gone or the
 // server is going away: class 08 and 57P01..57P03.

@@ -53,7 +53,7 @@ func Open(ctx context.Context, cfg Config) (*Postgres, error) {
 	p.pool = pool
 	if err := p.prepareSchema(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("pgstate: open: %w", err)
+		return nil, fmt.Errorf("pgstate: open: %w", interpretError(err))
 	}
 	if cfg.CleanupInterval > 0 {
 		p.cleaner = startCleaner(p, cfg.CleanupInterval)
@@ -62,18 +62,18 @@ func Open(ctx context.Context, cfg Config) (*Postgres, error) {
 }
 
 // prepareSchema migrates (or, with SkipMigrations, only checks) the store's
-// schema on one connection.
+// schema on one connection. Its errors are the driver's; Open maps them.
 func (p *Postgres) prepareSchema(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout+p.cfg.QueryTimeout)
 	defer cancel()
 	conn, err := p.pool.Acquire(ctx)
 	if err != nil {
-		return interpretError(err)
+		return err
 	}
 	defer conn.Release()
 	if !p.cfg.SkipMigrations {
 		if err := schema.Migrate(ctx, conn.Conn(), p.cfg.Schema); err != nil {
-			return interpretError(err)
+			return err
 		}
 	}
 	return checkSchemaVersion(ctx, conn.Conn(), p.cfg.Schema)
@@ -82,7 +82,7 @@ func (p *Postgres) prepareSchema(ctx context.Context) error {
 func checkSchemaVersion(ctx context.Context, conn *pgx.Conn, schemaName string) error {
 	current, err := schema.Version(ctx, conn, schemaName)
 	if err != nil {
-		return interpretError(err)
+		return err
 	}
 	latest, err := schema.Latest()
 	if err != nil {
@@ -127,16 +127,19 @@ func (p *Postgres) withTimeout(ctx context.Context) (context.Context, context.Ca
 }
 
 // fail counts a failed operation and gives its error the package's shape:
-// "pgstate: <op>: <cause>", with the cause mapped to a sentinel. When the
+// "pgstate: <op>: <cause>", with the cause mapped to a sentinel: this and
+// Open are the only places that map, so no error is mapped twice. When the
 // operation's context ended, the error also matches ctx.Err(): the server's
 // "canceling statement" reply to the cancel request is then the context's
 // doing.
 func (p *Postgres) fail(ctx context.Context, op string, err error) error {
 	p.stats.errors.Add(1)
 	if p.closed.Load() && !errors.Is(err, ErrClosed) {
+		// Whatever broke, it broke because the store was closed.
 		err = fmt.Errorf("%w: %w", ErrClosed, err)
+	} else {
+		err = interpretError(err)
 	}
-	err = interpretError(err)
 	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 		err = fmt.Errorf("%w: %w", ctxErr, err)
 	}

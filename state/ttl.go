@@ -2,16 +2,11 @@ package state
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pgstate/pgstate/gen"
 )
-
-func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
 
 // ttlMicros converts a TTL for the database, rounding up so that a positive
 // TTL never becomes zero.
