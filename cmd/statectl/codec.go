@@ -76,3 +76,14 @@ func (c codec) encode(b []byte) string {
 	}
 	return string(b)
 }
+
+// keyArg returns the codec the flags chose and the KEY argument decoded with
+// it.
+func (a *app) keyArg(arg string) (codec, []byte, error) {
+	c, err := a.codec()
+	if err != nil {
+		return c, nil, err
+	}
+	key, err := c.decode("KEY", arg)
+	return c, key, err
+}

@@ -31,11 +31,7 @@ func cmdGet(ctx context.Context, a *app, args []string) error {
 	if err := wantArgs("get", args, "KEY"); err != nil {
 		return err
 	}
-	c, err := a.codec()
-	if err != nil {
-		return err
-	}
-	key, err := c.decode("KEY", args[0])
+	c, key, err := a.keyArg(args[0])
 	if err != nil {
 		return err
 	}
@@ -80,11 +76,7 @@ func cmdPut(ctx context.Context, a *app, args []string) error {
 	if len(args) == 0 || len(args) > 2 {
 		return wantArgs("put", args, "KEY", "[VALUE]")
 	}
-	c, err := a.codec()
-	if err != nil {
-		return err
-	}
-	key, err := c.decode("KEY", args[0])
+	c, key, err := a.keyArg(args[0])
 	if err != nil {
 		return err
 	}
@@ -154,11 +146,7 @@ func cmdDelete(ctx context.Context, a *app, args []string) error {
 	if err := wantArgs("delete", args, "KEY"); err != nil {
 		return err
 	}
-	c, err := a.codec()
-	if err != nil {
-		return err
-	}
-	key, err := c.decode("KEY", args[0])
+	c, key, err := a.keyArg(args[0])
 	if err != nil {
 		return err
 	}
