@@ -162,7 +162,7 @@ func TestBackgroundCleanerRunsInOneProcessAtATime(t *testing.T) {
 	runsBefore := a.Stats().CleanupRuns + b.Stats().CleanupRuns
 	skipsA, skipsB := a.Stats().CleanupSkips, b.Stats().CleanupSkips
 	writeExpired("held/", 300)
-	waitFor(t, 5*time.Second, "both stores to skip rounds", func() bool {
+	waitFor(t, 30*time.Second, "both stores to skip rounds", func() bool {
 		return a.Stats().CleanupSkips >= skipsA+3 && b.Stats().CleanupSkips >= skipsB+3
 	})
 	if n := rows(); n != 300 {
@@ -174,14 +174,20 @@ func TestBackgroundCleanerRunsInOneProcessAtATime(t *testing.T) {
 	if _, err := holder.Exec(bg, `SELECT pg_advisory_unlock_all()`); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the expired rows to be cleaned", func() bool { return rows() == 0 })
+	// The cleaner counts a round's deletions after the database has
+	// applied them, so wait for both.
+	waitFor(t, 30*time.Second, "the expired rows to be cleaned", func() bool {
+		return rows() == 0 && a.Stats().CleanedUp+b.Stats().CleanedUp >= 300
+	})
 	if got := a.Stats().CleanedUp + b.Stats().CleanedUp; got != 300 {
 		t.Fatalf("the two cleaners report %d deletions, want 300", got)
 	}
 
 	// Both keep competing: every round either runs or sees the other's lock.
 	writeExpired("again/", 200)
-	waitFor(t, 5*time.Second, "the second wave to be cleaned", func() bool { return rows() == 0 })
+	waitFor(t, 30*time.Second, "the second wave to be cleaned", func() bool {
+		return rows() == 0 && a.Stats().CleanedUp+b.Stats().CleanedUp >= 500
+	})
 	sa, sb := a.Stats(), b.Stats()
 	if sa.CleanedUp+sb.CleanedUp != 500 {
 		t.Fatalf("cleaned %d in all, want 500", sa.CleanedUp+sb.CleanedUp)
@@ -300,9 +306,13 @@ func TestRestoreIsAtomicForReaders(t *testing.T) {
 			}
 		})
 	}
-	for i := range 20 {
+	// At least 20 restores, and on until 10 reads have overlapped them (the
+	// readers may be slow to start on a busy machine).
+	deadline := time.Now().Add(60 * time.Second)
+	restores := 0
+	for ; restores < 20 || (reads.Load() < 10 && time.Now().Before(deadline) && len(errs) == 0); restores++ {
 		id := cpA
-		if i%2 == 1 {
+		if restores%2 == 1 {
 			id = cpB
 		}
 		if err := p.RestoreCheckpoint(bg, id); err != nil {
@@ -318,7 +328,7 @@ func TestRestoreIsAtomicForReaders(t *testing.T) {
 	if reads.Load() < 10 {
 		t.Fatalf("only %d reads overlapped the restores", reads.Load())
 	}
-	t.Logf("%d consistent reads during 20 restores", reads.Load())
+	t.Logf("%d consistent reads during %d restores", reads.Load(), restores)
 }
 
 // TestCleanupSparesARowRewrittenMeanwhile holds a rewrite of an expired row
@@ -348,7 +358,7 @@ func TestCleanupSparesARowRewrittenMeanwhile(t *testing.T) {
 		done <- err
 	}()
 	watcher := testdb.Conn(t, p.Config().DSN)
-	waitFor(t, 5*time.Second, "cleanup to wait for the row lock", func() bool {
+	waitFor(t, 30*time.Second, "cleanup to wait for the row lock", func() bool {
 		return queryInt(t, watcher, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%EntriesDeleteExpiredBatch%'`) == 1
 	})

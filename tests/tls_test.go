@@ -195,7 +195,18 @@ func TestTLS(t *testing.T) {
 	if err := c.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // the postmaster reloads asynchronously
+	// The postmaster reloads asynchronously: wait until it serves the new
+	// certificate (a connection is then refused), for at most 30 seconds.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		s, err := open("127.0.0.1", "verify-full", rightCA)
+		if err != nil {
+			break
+		}
+		s.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the server still serves the old certificate 30s after the reload")
+		}
+	}
 	for _, host := range []string{"127.0.0.1", "localhost"} {
 		t.Run("WrongHostName/"+host, func(t *testing.T) {
 			s, err := open(host, "verify-full", rightCA)

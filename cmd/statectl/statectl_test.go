@@ -281,14 +281,17 @@ func TestFailures(t *testing.T) {
 		{"UnmigratedStats", empty, []string{"stats"}, "migrate up"},
 		{"UnknownDatabase", otherDatabase(t, empty, "no_such_database"), []string{"count"}, "does not exist"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			args := append([]string{"--dsn", tc.dsn}, tc.args...)
-			r := statectl(t, nil, args...)
-			checkResult(t, step{name: tc.name, args: args, code: exitFailure, stderrHas: tc.stderrHas}, r)
-		})
-	}
+	// The group returns only when all its parallel subtests have finished.
+	t.Run("Commands", func(t *testing.T) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				args := append([]string{"--dsn", tc.dsn}, tc.args...)
+				r := statectl(t, nil, args...)
+				checkResult(t, step{name: tc.name, args: args, code: exitFailure, stderrHas: tc.stderrHas}, r)
+			})
+		}
+	})
 
 	t.Run("NoImplicitMigration", func(t *testing.T) {
 		// The failed commands above must not have created the store.

@@ -212,11 +212,33 @@ func testEntryVersionsAndTimes(t *testing.T, s state.Store) {
 	}
 }
 
-// ttlWait is how long the expiry tests wait past a short TTL.
+// shortTTL is long enough for the writes before the first check to finish
+// on a busy machine; the tests then poll until the entry written last has
+// expired, for at most expiryDeadline.
 const (
-	shortTTL = time.Second
-	ttlWait  = 2 * time.Second
+	shortTTL       = 3 * time.Second
+	expiryDeadline = 30 * time.Second
 )
+
+// waitExpired polls until key is gone. Entries written before it with the
+// same TTL have then expired as well.
+func waitExpired(t *testing.T, s state.Store, key string) {
+	t.Helper()
+	deadline := time.Now().Add(expiryDeadline)
+	for {
+		ok, err := s.Contains(ctx(), []byte(key))
+		if err != nil {
+			t.Fatalf("Contains(%s): %v", key, err)
+		}
+		if !ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still live %v after its %v TTL", key, expiryDeadline, shortTTL)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
 
 func testTTLExpiresEverywhere(t *testing.T, s state.Store) {
 	if err := s.PutWithTTL(ctx(), []byte("t/short"), []byte("v"), shortTTL); err != nil {
@@ -238,7 +260,7 @@ func testTTLExpiresEverywhere(t *testing.T, s state.Store) {
 	if n := mustCount(t, s); n != 4 {
 		t.Fatalf("Count before expiry = %d, want 4", n)
 	}
-	time.Sleep(ttlWait)
+	waitExpired(t, s, "t/batch")
 	for _, key := range []string{"t/short", "t/batch"} {
 		if _, ok := mustGet(t, s, key); ok {
 			t.Fatalf("Get(%s) found an expired entry", key)
@@ -300,7 +322,8 @@ func testPutClearsTTLAndMetadata(t *testing.T, s state.Store) {
 		t.Fatal(err)
 	}
 	mustPut(t, s, "k", "v3")
-	time.Sleep(ttlWait)
+	// The TTL the first write set would have run out by now.
+	time.Sleep(shortTTL + time.Second)
 	e, ok, err := s.GetEntry(ctx(), []byte("k"))
 	if err != nil || !ok {
 		t.Fatalf("Put did not clear the TTL: %v, %v", ok, err)
