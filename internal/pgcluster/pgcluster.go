@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -254,13 +255,27 @@ func (c *Cluster) configurePort() error {
 	return c.WriteFile("postgresql.auto.conf", []byte(fmt.Sprintf("port = %d\n", port)))
 }
 
+// Cluster ports come from below Linux's default ephemeral range (32768 and
+// up): the kernel gives ports from that range to outgoing connections, and
+// the tests open thousands, so a port picked there could be taken by one of
+// them while a cluster is stopped for a restart. The range also stays clear
+// of scripts/with-postgres.sh, which counts up from 25432.
+const (
+	portMin = 26000
+	portMax = 32000
+)
+
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+	var err error
+	for range 100 {
+		port := portMin + rand.IntN(portMax-portMin)
+		var l net.Listener
+		if l, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			l.Close()
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("find a free port in %d..%d: %w", portMin, portMax-1, err)
 }
 
 // WriteFile writes name inside the data directory (mode 0600, owned by the
