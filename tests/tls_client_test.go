@@ -4,16 +4,12 @@ import (
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgstate/pgstate/internal/pgcluster"
 	"github.com/pgstate/pgstate/state"
 )
 
@@ -42,20 +38,10 @@ func TestTLSClientCertificate(t *testing.T) {
 	t.Parallel()
 	ca := newCA(t, "pgstate test CA")
 	otherCA := newCA(t, "some other CA")
-	certPEM, keyPEM := ca.issue(t, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
-	c := pgcluster.New(t, pgcluster.Options{
-		Settings: map[string]string{
-			"ssl":           "on",
-			"ssl_cert_file": "'server.crt'",
-			"ssl_key_file":  "'server.key'",
-			"ssl_ca_file":   "'ca.crt'",
-		},
-		HBA: []string{
-			"hostssl all certuser 127.0.0.1/32 cert",
-			"host all all 0.0.0.0/0 reject",
-		},
-		Files: map[string][]byte{"server.crt": certPEM, "server.key": keyPEM, "ca.crt": ca.pem},
-	})
+	c := newTLSCluster(t, ca, true,
+		"hostssl all certuser 127.0.0.1/32 cert",
+		"host all all 0.0.0.0/0 reject",
+	)
 	ctx := context.Background()
 	// The role is created over the local socket, which trusts the superuser.
 	admin, err := pgx.Connect(ctx, c.SocketDSN("postgres"))
@@ -76,13 +62,8 @@ func TestTLSClientCertificate(t *testing.T) {
 	goodCert, goodKey := ca.issueClient(t, dir, "certuser")
 	foreignCert, foreignKey := otherCA.issueClient(t, t.TempDir(), "certuser")
 	open := func(cert, key string) (*state.Postgres, error) {
-		cfg := state.DefaultConfig("postgres://certuser@" + net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)) + "/certdb")
-		cfg.SSLMode = "verify-full"
-		cfg.SSLRootCert = rootCA
+		cfg := tlsConfig(c, "certuser", "127.0.0.1", "certdb", "verify-full", rootCA)
 		cfg.SSLCert, cfg.SSLKey = cert, key
-		cfg.MinConns, cfg.MaxConns = 0, 2
-		cfg.ConnectTimeout = 5 * time.Second
-		cfg.MaxRetries = 0
 		return state.Open(ctx, cfg)
 	}
 	t.Run("WithCertificate", func(t *testing.T) {

@@ -92,24 +92,50 @@ func (ca *testCA) sign(t *testing.T, tmpl *x509.Certificate) (certPEM, keyPEM []
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
 }
 
-func TestTLS(t *testing.T) {
-	t.Parallel()
-	ca := newCA(t, "pgstate test CA")
-	otherCA := newCA(t, "some other CA")
+// newTLSCluster starts a cluster with ssl on, serving a certificate from ca
+// for localhost and 127.0.0.1, with the given pg_hba.conf lines. With
+// clientCA it also trusts ca for client certificates.
+func newTLSCluster(t *testing.T, ca *testCA, clientCA bool, hba ...string) *pgcluster.Cluster {
+	t.Helper()
 	certPEM, keyPEM := ca.issue(t, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
-	c := pgcluster.New(t, pgcluster.Options{
+	opts := pgcluster.Options{
 		Settings: map[string]string{
 			"ssl":           "on",
 			"ssl_cert_file": "'server.crt'",
 			"ssl_key_file":  "'server.key'",
 		},
-		HBA: []string{
-			"hostssl all all 127.0.0.1/32 trust",
-			"hostnossl all all 0.0.0.0/0 reject",
-			"hostnossl all all ::/0 reject",
-		},
+		HBA:   hba,
 		Files: map[string][]byte{"server.crt": certPEM, "server.key": keyPEM},
-	})
+	}
+	if clientCA {
+		opts.Settings["ssl_ca_file"] = "'ca.crt'"
+		opts.Files["ca.crt"] = ca.pem
+	}
+	return pgcluster.New(t, opts)
+}
+
+// tlsConfig is the configuration of a store reaching c over TCP at host as
+// user, with the given sslmode and root certificate. It does not retry, so
+// a refused connection fails Open at once.
+func tlsConfig(c *pgcluster.Cluster, user, host, database, mode, rootCert string) state.Config {
+	cfg := state.DefaultConfig("postgres://" + user + "@" + net.JoinHostPort(host, strconv.Itoa(c.Port)) + "/" + database)
+	cfg.SSLMode = mode
+	cfg.SSLRootCert = rootCert
+	cfg.MinConns, cfg.MaxConns = 0, 2
+	cfg.ConnectTimeout = 5 * time.Second
+	cfg.MaxRetries = 0
+	return cfg
+}
+
+func TestTLS(t *testing.T) {
+	t.Parallel()
+	ca := newCA(t, "pgstate test CA")
+	otherCA := newCA(t, "some other CA")
+	c := newTLSCluster(t, ca, false,
+		"hostssl all all 127.0.0.1/32 trust",
+		"hostnossl all all 0.0.0.0/0 reject",
+		"hostnossl all all ::/0 reject",
+	)
 	rightCA := filepath.Join(c.Dir(), "ca.crt")
 	wrongCA := filepath.Join(c.Dir(), "other-ca.crt")
 	for path, body := range map[string][]byte{rightCA: ca.pem, wrongCA: otherCA.pem} {
@@ -119,14 +145,7 @@ func TestTLS(t *testing.T) {
 	}
 	ctx := context.Background()
 	open := func(host, mode, rootCert string) (*state.Postgres, error) {
-		cfg := state.DefaultConfig("postgres://postgres@" + net.JoinHostPort(host, strconv.Itoa(c.Port)) + "/postgres")
-		cfg.SSLMode = mode
-		cfg.SSLRootCert = rootCert
-		cfg.MinConns = 0
-		cfg.MaxConns = 2
-		cfg.ConnectTimeout = 5 * time.Second
-		cfg.MaxRetries = 0
-		return state.Open(ctx, cfg)
+		return state.Open(ctx, tlsConfig(c, "postgres", host, "postgres", mode, rootCert))
 	}
 	roundTrip := func(t *testing.T, s *state.Postgres) {
 		t.Helper()
@@ -196,17 +215,14 @@ func TestTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The postmaster reloads asynchronously: wait until it serves the new
-	// certificate (a connection is then refused), for at most 30 seconds.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	// certificate, which verify-full then refuses.
+	waitFor(t, 30*time.Second, "the server to serve the reloaded certificate", func() bool {
 		s, err := open("127.0.0.1", "verify-full", rightCA)
-		if err != nil {
-			break
+		if err == nil {
+			s.Close()
 		}
-		s.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("the server still serves the old certificate 30s after the reload")
-		}
-	}
+		return err != nil
+	})
 	for _, host := range []string{"127.0.0.1", "localhost"} {
 		t.Run("WrongHostName/"+host, func(t *testing.T) {
 			s, err := open(host, "verify-full", rightCA)
