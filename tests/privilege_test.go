@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -189,6 +190,17 @@ func TestLeastPrivilege(t *testing.T) {
 	t.Run("EveryGrantIsNeeded", func(t *testing.T) {
 		t.Parallel()
 		ctx := context.Background()
+		// onOwnersCheckpoint runs op on a checkpoint the owner has just made.
+		onOwnersCheckpoint := func(op func(s *state.Postgres, id uuid.UUID) error) func(s, owner *state.Postgres) error {
+			return func(s, owner *state.Postgres) error {
+				id, err := owner.CreateCheckpoint(ctx)
+				if err != nil {
+					return fmt.Errorf("setup: %w", err)
+				}
+				return op(s, id)
+			}
+		}
+		restore := onOwnersCheckpoint(func(s *state.Postgres, id uuid.UUID) error { return s.RestoreCheckpoint(ctx, id) })
 		tests := []struct {
 			name   string
 			revoke string
@@ -202,28 +214,11 @@ func TestLeastPrivilege(t *testing.T) {
 			{"EntriesDelete", "REVOKE DELETE ON %s.state_entries FROM " + e.app, func(s, _ *state.Postgres) error { return s.Delete(ctx, []byte("k")) }},
 			{"CheckpointsInsert", "REVOKE INSERT ON %s.state_checkpoints FROM " + e.app, func(s, _ *state.Postgres) error { _, err := s.CreateCheckpoint(ctx); return err }},
 			{"CheckpointsSelect", "REVOKE SELECT ON %s.state_checkpoints FROM " + e.app, func(s, _ *state.Postgres) error { _, err := s.ListCheckpoints(ctx); return err }},
-			{"CheckpointsUpdate", "REVOKE UPDATE ON %s.state_checkpoints FROM " + e.app, func(s, owner *state.Postgres) error {
-				id, err := owner.CreateCheckpoint(ctx)
-				if err != nil {
-					return fmt.Errorf("setup: %w", err)
-				}
-				return s.RestoreCheckpoint(ctx, id)
-			}},
-			{"CheckpointsDelete", "REVOKE DELETE ON %s.state_checkpoints FROM " + e.app, func(s, owner *state.Postgres) error {
-				id, err := owner.CreateCheckpoint(ctx)
-				if err != nil {
-					return fmt.Errorf("setup: %w", err)
-				}
-				return s.DeleteCheckpoint(ctx, id)
-			}},
+			{"CheckpointsUpdate", "REVOKE UPDATE ON %s.state_checkpoints FROM " + e.app, restore},
+			{"CheckpointsDelete", "REVOKE DELETE ON %s.state_checkpoints FROM " + e.app,
+				onOwnersCheckpoint(func(s *state.Postgres, id uuid.UUID) error { return s.DeleteCheckpoint(ctx, id) })},
 			{"CheckpointEntriesInsert", "REVOKE INSERT ON %s.state_checkpoint_entries FROM " + e.app, func(s, _ *state.Postgres) error { _, err := s.CreateCheckpoint(ctx); return err }},
-			{"CheckpointEntriesSelect", "REVOKE SELECT ON %s.state_checkpoint_entries FROM " + e.app, func(s, owner *state.Postgres) error {
-				id, err := owner.CreateCheckpoint(ctx)
-				if err != nil {
-					return fmt.Errorf("setup: %w", err)
-				}
-				return s.RestoreCheckpoint(ctx, id)
-			}},
+			{"CheckpointEntriesSelect", "REVOKE SELECT ON %s.state_checkpoint_entries FROM " + e.app, restore},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
