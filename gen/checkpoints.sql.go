@@ -91,15 +91,25 @@ DELETE FROM state_checkpoints
 WHERE id IN (
     SELECT c.id
     FROM state_checkpoints AS c
+    WHERE c.id <> $1::uuid
     ORDER BY c.created_at DESC, c.id DESC
-    OFFSET $1
+    OFFSET $2::integer - 1
 )
 `
 
-// CheckpointsDeleteBeyond enforces retention: it keeps the newest `keep`
-// checkpoints and deletes the rest.
-func (q *Queries) CheckpointsDeleteBeyond(ctx context.Context, db DBTX, keep int32) (int64, error) {
-	result, err := db.Exec(ctx, checkpointsDeleteBeyond, keep)
+type CheckpointsDeleteBeyondParams struct {
+	ID   uuid.UUID
+	Keep int32
+}
+
+// CheckpointsDeleteBeyond enforces retention right after checkpoint `id` was
+// created: it keeps that one and the newest `keep` - 1 others, and deletes
+// the rest. The new checkpoint is excluded by id, not found by its place in
+// the order, because created_at is its transaction's start: a checkpoint
+// started later but committed earlier, or a clock stepped back, would
+// otherwise rank above it and have it deleted.
+func (q *Queries) CheckpointsDeleteBeyond(ctx context.Context, db DBTX, arg CheckpointsDeleteBeyondParams) (int64, error) {
+	result, err := db.Exec(ctx, checkpointsDeleteBeyond, arg.ID, arg.Keep)
 	if err != nil {
 		return 0, err
 	}

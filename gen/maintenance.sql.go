@@ -9,28 +9,20 @@ import (
 	"context"
 )
 
-const cleanupLockTry = `-- name: CleanupLockTry :one
-SELECT pg_try_advisory_lock(hashtextextended('pgstate.cleanup.' || current_schema(), 0)) AS acquired
+const cleanupLockTryXact = `-- name: CleanupLockTryXact :one
+SELECT pg_try_advisory_xact_lock(hashtextextended('pgstate.cleanup.' || current_schema(), 0)) AS acquired
 `
 
-// CleanupLockTry takes the session-level lock that elects one cleaner per
-// store (per schema) among every process sharing the database.
-func (q *Queries) CleanupLockTry(ctx context.Context, db DBTX) (bool, error) {
-	row := db.QueryRow(ctx, cleanupLockTry)
+// CleanupLockTryXact elects one cleaner per store (per schema) among every
+// process sharing the database. The lock is transaction-level, taken by the
+// transaction that then deletes a batch: it ends with that transaction
+// however the transaction ends, so a cancelled call cannot leave it on a
+// connection that goes back to the pool.
+func (q *Queries) CleanupLockTryXact(ctx context.Context, db DBTX) (bool, error) {
+	row := db.QueryRow(ctx, cleanupLockTryXact)
 	var acquired bool
 	err := row.Scan(&acquired)
 	return acquired, err
-}
-
-const cleanupUnlock = `-- name: CleanupUnlock :one
-SELECT pg_advisory_unlock(hashtextextended('pgstate.cleanup.' || current_schema(), 0)) AS released
-`
-
-func (q *Queries) CleanupUnlock(ctx context.Context, db DBTX) (bool, error) {
-	row := db.QueryRow(ctx, cleanupUnlock)
-	var released bool
-	err := row.Scan(&released)
-	return released, err
 }
 
 const entriesDeleteExpiredBatch = `-- name: EntriesDeleteExpiredBatch :execrows
@@ -62,24 +54,31 @@ func (q *Queries) EntriesDeleteExpiredBatch(ctx context.Context, db DBTX, batchS
 	return result.RowsAffected(), nil
 }
 
-const storeTablesOwned = `-- name: StoreTablesOwned :one
-SELECT coalesce(bool_and(pg_catalog.pg_has_role(c.relowner, 'MEMBER')), false)::boolean AS owned
+const storeVacuumAllowed = `-- name: StoreVacuumAllowed :one
+SELECT coalesce(bool_and(
+        pg_catalog.pg_has_role(c.relowner, 'USAGE')
+        OR pg_catalog.pg_has_role(d.datdba, 'USAGE')
+    ), false)::boolean AS allowed
 FROM pg_catalog.pg_class AS c
-WHERE c.oid IN (
-    'state_entries'::regclass,
-    'state_checkpoints'::regclass,
-    'state_checkpoint_entries'::regclass
-)
+CROSS JOIN pg_catalog.pg_database AS d
+WHERE d.datname = current_database()
+    AND c.oid IN (
+        'state_entries'::regclass,
+        'state_checkpoints'::regclass,
+        'state_checkpoint_entries'::regclass
+    )
 `
 
-// StoreTablesOwned reports whether the current role owns (or is a member of
-// the owner of) every table of the store, which VACUUM requires: for anyone
-// else PostgreSQL skips the table with only a warning.
-func (q *Queries) StoreTablesOwned(ctx context.Context, db DBTX) (bool, error) {
-	row := db.QueryRow(ctx, storeTablesOwned)
-	var owned bool
-	err := row.Scan(&owned)
-	return owned, err
+// StoreVacuumAllowed reports whether the current role may vacuum every table
+// of the store: as PostgreSQL decides it, a superuser, the table's owner or
+// the database's owner (USAGE: having the role's privileges, as the owner
+// checks do, not only membership). For anyone else VACUUM skips the table
+// with only a warning.
+func (q *Queries) StoreVacuumAllowed(ctx context.Context, db DBTX) (bool, error) {
+	row := db.QueryRow(ctx, storeVacuumAllowed)
+	var allowed bool
+	err := row.Scan(&allowed)
+	return allowed, err
 }
 
 const tableSizes = `-- name: TableSizes :one

@@ -46,13 +46,18 @@ WHERE c.checkpoint_id = @id;
 DELETE FROM state_checkpoints
 WHERE id = @id;
 
--- CheckpointsDeleteBeyond enforces retention: it keeps the newest `keep`
--- checkpoints and deletes the rest.
+-- CheckpointsDeleteBeyond enforces retention right after checkpoint `id` was
+-- created: it keeps that one and the newest `keep` - 1 others, and deletes
+-- the rest. The new checkpoint is excluded by id, not found by its place in
+-- the order, because created_at is its transaction's start: a checkpoint
+-- started later but committed earlier, or a clock stepped back, would
+-- otherwise rank above it and have it deleted.
 -- name: CheckpointsDeleteBeyond :execrows
 DELETE FROM state_checkpoints
 WHERE id IN (
     SELECT c.id
     FROM state_checkpoints AS c
+    WHERE c.id <> @id::uuid
     ORDER BY c.created_at DESC, c.id DESC
-    OFFSET @keep
+    OFFSET sqlc.arg(keep)::integer - 1
 );

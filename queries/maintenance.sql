@@ -18,13 +18,13 @@ WHERE ctid = ANY(ARRAY(
     ))
     AND (expires_at <= now()) IS TRUE;
 
--- CleanupLockTry takes the session-level lock that elects one cleaner per
--- store (per schema) among every process sharing the database.
--- name: CleanupLockTry :one
-SELECT pg_try_advisory_lock(hashtextextended('pgstate.cleanup.' || current_schema(), 0)) AS acquired;
-
--- name: CleanupUnlock :one
-SELECT pg_advisory_unlock(hashtextextended('pgstate.cleanup.' || current_schema(), 0)) AS released;
+-- CleanupLockTryXact elects one cleaner per store (per schema) among every
+-- process sharing the database. The lock is transaction-level, taken by the
+-- transaction that then deletes a batch: it ends with that transaction
+-- however the transaction ends, so a cancelled call cannot leave it on a
+-- connection that goes back to the pool.
+-- name: CleanupLockTryXact :one
+SELECT pg_try_advisory_xact_lock(hashtextextended('pgstate.cleanup.' || current_schema(), 0)) AS acquired;
 
 -- TableSizes reports the on-disk size and tuple counts of the store's tables
 -- from the statistics collector (counts are as of the last report, not
@@ -39,14 +39,21 @@ SELECT
     (pg_catalog.pg_total_relation_size('state_checkpoints'::regclass)
         + pg_catalog.pg_total_relation_size('state_checkpoint_entries'::regclass))::bigint AS checkpoint_bytes;
 
--- StoreTablesOwned reports whether the current role owns (or is a member of
--- the owner of) every table of the store, which VACUUM requires: for anyone
--- else PostgreSQL skips the table with only a warning.
--- name: StoreTablesOwned :one
-SELECT coalesce(bool_and(pg_catalog.pg_has_role(c.relowner, 'MEMBER')), false)::boolean AS owned
+-- StoreVacuumAllowed reports whether the current role may vacuum every table
+-- of the store: as PostgreSQL decides it, a superuser, the table's owner or
+-- the database's owner (USAGE: having the role's privileges, as the owner
+-- checks do, not only membership). For anyone else VACUUM skips the table
+-- with only a warning.
+-- name: StoreVacuumAllowed :one
+SELECT coalesce(bool_and(
+        pg_catalog.pg_has_role(c.relowner, 'USAGE')
+        OR pg_catalog.pg_has_role(d.datdba, 'USAGE')
+    ), false)::boolean AS allowed
 FROM pg_catalog.pg_class AS c
-WHERE c.oid IN (
-    'state_entries'::regclass,
-    'state_checkpoints'::regclass,
-    'state_checkpoint_entries'::regclass
-);
+CROSS JOIN pg_catalog.pg_database AS d
+WHERE d.datname = current_database()
+    AND c.oid IN (
+        'state_entries'::regclass,
+        'state_checkpoints'::regclass,
+        'state_checkpoint_entries'::regclass
+    );

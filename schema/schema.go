@@ -120,12 +120,32 @@ func Migrate(ctx context.Context, conn *pgx.Conn, schemaName string) error {
 }
 
 // MigrateTo moves schemaName up or down to version (0 removes every table).
+// A schema already at version is left alone without any DDL, so a role
+// without the CREATE privilege on it may call MigrateTo (and Open may migrate)
+// when nothing is pending.
 func MigrateTo(ctx context.Context, conn *pgx.Conn, schemaName string, version int32) error {
+	// tern's migrator always creates its version table unless its own
+	// existence check finds it, and that check compares the quoted name
+	// literally against the catalog, so it never does: look first, by OID.
+	current, exists, err := readVersion(ctx, conn, schemaName)
+	if err != nil {
+		return err
+	}
+	if exists && current == version {
+		latest, err := Latest()
+		if err != nil {
+			return err
+		}
+		if current > latest {
+			return fmt.Errorf("%w: schema %q is at version %d, this release knows %d", ErrSchemaTooNew, schemaName, current, latest)
+		}
+		return nil
+	}
 	m, err := newMigrator(ctx, conn, schemaName)
 	if err != nil {
 		return err
 	}
-	current, err := m.GetCurrentVersion(ctx)
+	current, err = m.GetCurrentVersion(ctx)
 	if err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
@@ -145,23 +165,30 @@ func MigrateTo(ctx context.Context, conn *pgx.Conn, schemaName string, version i
 // Version returns the version schemaName has been migrated to; 0 when the
 // store has never been migrated (or its version table is missing).
 func Version(ctx context.Context, conn *pgx.Conn, schemaName string) (int32, error) {
+	v, _, err := readVersion(ctx, conn, schemaName)
+	return v, err
+}
+
+// readVersion returns schemaName's version and whether its version table
+// exists (the version is 0 when it does not).
+func readVersion(ctx context.Context, conn *pgx.Conn, schemaName string) (int32, bool, error) {
 	quoted, err := QuoteName(schemaName)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	table := quoted + "." + pgx.Identifier{VersionTable}.Sanitize()
 	var exists bool
 	if err := conn.QueryRow(ctx, sqlVersionTableExists, table).Scan(&exists); err != nil {
-		return 0, fmt.Errorf("look up version table: %w", err)
+		return 0, false, fmt.Errorf("look up version table: %w", err)
 	}
 	if !exists {
-		return 0, nil
+		return 0, false, nil
 	}
 	var v int32
 	if err := conn.QueryRow(ctx, fmt.Sprintf(sqlReadVersion, table)).Scan(&v); err != nil {
-		return 0, fmt.Errorf("read schema version: %w", err)
+		return 0, true, fmt.Errorf("read schema version: %w", err)
 	}
-	return v, nil
+	return v, true, nil
 }
 
 func newMigrator(ctx context.Context, conn *pgx.Conn, schemaName string) (*migrate.Migrator, error) {

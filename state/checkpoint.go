@@ -18,8 +18,10 @@ func (p *Postgres) CreateCheckpoint(ctx context.Context) (uuid.UUID, error) {
 // CreateCheckpointWithMetadata snapshots every live entry, attaching a JSON
 // metadata document (see PutWithMetadata for what metadata may be). The copy
 // is one INSERT … SELECT inside the database, so no entry travels to the
-// client and the snapshot is consistent. With Config.CheckpointRetention set,
-// older checkpoints beyond the newest N are deleted in the same transaction.
+// client and the snapshot is consistent. With Config.CheckpointRetention set
+// to N, the same transaction keeps the new checkpoint and the N-1 newest
+// others and deletes the rest: the checkpoint just made is never among them,
+// whatever the clocks say or the order in which concurrent ones commit.
 func (p *Postgres) CreateCheckpointWithMetadata(ctx context.Context, metadata any) (uuid.UUID, error) {
 	if err := p.usable(); err != nil {
 		return uuid.Nil, p.fail(ctx, "create checkpoint", err)
@@ -42,7 +44,7 @@ func (p *Postgres) CreateCheckpointWithMetadata(ctx context.Context, metadata an
 		}
 		if p.cfg.CheckpointRetention > 0 {
 			p.stats.queries.Add(1)
-			if _, err := p.q.CheckpointsDeleteBeyond(ctx, tx, int32(p.cfg.CheckpointRetention)); err != nil {
+			if _, err := p.q.CheckpointsDeleteBeyond(ctx, tx, gen.CheckpointsDeleteBeyondParams{ID: id, Keep: int32(p.cfg.CheckpointRetention)}); err != nil {
 				return err
 			}
 		}
@@ -58,6 +60,8 @@ func (p *Postgres) CreateCheckpointWithMetadata(ctx context.Context, metadata an
 // (readers go on seeing the current entries), deletes every entry and copies
 // the checkpoint's entries back, with their original times and versions.
 // Readers see either the state before or the restored state, never a mix.
+// The transaction is READ COMMITTED whatever the server's default, so the
+// delete sees every row committed while the restore waited for its lock.
 func (p *Postgres) RestoreCheckpoint(ctx context.Context, id uuid.UUID) error {
 	if err := p.usable(); err != nil {
 		return p.fail(ctx, "restore checkpoint", err)
@@ -123,13 +127,22 @@ func (p *Postgres) DeleteCheckpoint(ctx context.Context, id uuid.UUID) error {
 	return nil
 }
 
+// txOptions pins every transaction of the store to READ COMMITTED, whatever
+// default_transaction_isolation the server, database or role sets: the
+// transactions rely on each statement seeing what committed before it
+// started. RestoreCheckpoint, for one, takes its table lock before it
+// deletes; under REPEATABLE READ its snapshot would date from before the
+// lock, so a row committed while it waited would survive the delete and
+// collide with the copy back.
+var txOptions = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
+
 // inTx runs fn in a transaction, retrying the whole transaction on transient
 // failures as mode allows.
 func (p *Postgres) inTx(ctx context.Context, mode retryMode, fn func(pgx.Tx) error) error {
 	var err error
 	for attempt := 0; ; attempt++ {
 		p.stats.transactions.Add(1)
-		err = pgx.BeginFunc(ctx, p.pool, fn)
+		err = pgx.BeginTxFunc(ctx, p.pool, txOptions, fn)
 		if !p.shouldRetry(ctx, mode, err, attempt) {
 			return err
 		}

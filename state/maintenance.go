@@ -14,20 +14,21 @@ const sqlVacuum = `VACUUM (ANALYZE) state_entries, state_checkpoints, state_chec
 
 // Vacuum runs VACUUM ANALYZE on the store's tables: it reclaims the space of
 // deleted and overwritten rows for reuse and refreshes planner statistics
-// (and CountEstimate). Autovacuum does the same on its own schedule. Only the
-// tables' owner may vacuum them: PostgreSQL merely warns and skips the tables
-// for anyone else, so Vacuum checks ownership first and returns
-// ErrPermissionDenied rather than succeed without doing anything.
+// (and CountEstimate). Autovacuum does the same on its own schedule. The
+// roles PostgreSQL lets vacuum the tables may: a superuser, the tables' owner
+// and the database's owner. PostgreSQL merely warns and skips the tables for
+// anyone else, so Vacuum checks first and returns ErrPermissionDenied rather
+// than succeed without doing anything.
 func (p *Postgres) Vacuum(ctx context.Context) error {
 	if err := p.usable(); err != nil {
 		return p.fail(ctx, "vacuum", err)
 	}
-	owned, err := query(ctx, p, idempotent, p.q.StoreTablesOwned)
+	allowed, err := query(ctx, p, idempotent, p.q.StoreVacuumAllowed)
 	if err != nil {
 		return p.fail(ctx, "vacuum", err)
 	}
-	if !owned {
-		return p.fail(ctx, "vacuum", fmt.Errorf("%w: only the owner of the store's tables may vacuum them (autovacuum still does)", ErrPermissionDenied))
+	if !allowed {
+		return p.fail(ctx, "vacuum", fmt.Errorf("%w: only a superuser, the owner of the store's tables or the database's owner may vacuum them (autovacuum still does)", ErrPermissionDenied))
 	}
 	err = exec(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) error {
 		_, err := db.Exec(ctx, sqlVacuum)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pgstate/pgstate/gen"
 )
 
@@ -96,38 +98,47 @@ func (c *cleaner) stop() {
 	<-c.done
 }
 
-// cleanupRound cleans if this process wins the store's cleanup lock. The lock
-// is a session-level advisory lock, so it is held on one connection for the
-// whole round and released even if that connection dies.
+// cleanupRound cleans if this process wins the store's cleanup lock. Each
+// batch is one transaction that first tries the transaction-level lock and
+// deletes only if it got it, so the lock is held exactly as long as one
+// batch's transaction: a cancelled or failed batch rolls back and releases
+// it with the transaction, and a connection whose transaction could not be
+// ended is closed rather than returned to the pool. Between batches the lock
+// is free; when another process takes it there, this round stops and that
+// process goes on.
 func (p *Postgres) cleanupRound(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.QueryTimeout)
 	defer cancel()
-	conn, err := p.pool.Acquire(ctx)
-	if err != nil {
-		p.stats.errors.Add(1)
-		return
-	}
-	defer conn.Release()
-	p.stats.queries.Add(1)
-	acquired, err := p.q.CleanupLockTry(ctx, conn)
-	if err != nil {
-		p.stats.errors.Add(1)
-		return
-	}
-	if !acquired {
-		p.stats.cleanupSkips.Add(1)
-		return
-	}
-	p.stats.cleanupRuns.Add(1)
-	n, err := p.cleanupOn(ctx, conn)
-	p.stats.cleanedUp.Add(n)
-	if err != nil {
-		p.stats.errors.Add(1)
-	}
-	p.stats.queries.Add(1)
-	if _, err := p.q.CleanupUnlock(context.WithoutCancel(ctx), conn); err != nil {
-		// A connection that cannot unlock must not go back to the pool
-		// holding the lock.
-		_ = conn.Conn().Close(context.Background())
+	batch := int32(p.cfg.CleanupBatchSize)
+	for first := true; ; first = false {
+		var acquired bool
+		var n int64
+		err := p.inTx(ctx, idempotent, func(tx pgx.Tx) error {
+			p.stats.queries.Add(1)
+			var err error
+			if acquired, err = p.q.CleanupLockTryXact(ctx, tx); err != nil || !acquired {
+				return err
+			}
+			p.stats.queries.Add(1)
+			n, err = p.q.EntriesDeleteExpiredBatch(ctx, tx, batch)
+			return err
+		})
+		if err != nil {
+			p.stats.errors.Add(1)
+			return
+		}
+		if !acquired {
+			if first {
+				p.stats.cleanupSkips.Add(1)
+			}
+			return
+		}
+		if first {
+			p.stats.cleanupRuns.Add(1)
+		}
+		p.stats.cleanedUp.Add(n)
+		if n < int64(batch) {
+			return
+		}
 	}
 }

@@ -157,6 +157,37 @@ func FindBinDir() (string, error) {
 	return "", errors.New("no PostgreSQL server binaries found (install PostgreSQL or set PG_BINDIR)")
 }
 
+// ExtensionAvailable reports whether the server programs FindBinDir picks
+// come with the extension name installed (its control file in the share
+// directory pg_config reports, or Debian's /usr/share/postgresql/<major>).
+// Tests that preload an extension check it before starting a cluster.
+func ExtensionAvailable(name string) (bool, error) {
+	binDir, err := FindBinDir()
+	if err != nil {
+		return false, err
+	}
+	var shareDirs []string
+	if out, err := exec.Command(filepath.Join(binDir, "pg_config"), "--sharedir").Output(); err == nil {
+		shareDirs = append(shareDirs, strings.TrimSpace(string(out)))
+	}
+	if major := majorOf(binDir); major > 0 {
+		shareDirs = append(shareDirs, fmt.Sprintf("/usr/share/postgresql/%d", major))
+	}
+	for _, dir := range shareDirs {
+		if _, err := os.Stat(filepath.Join(dir, "extension", name+".control")); err == nil {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// SkipOrFail skips tb with reason, or fails it under CI (CI=true), where a
+// test must never pass by skipping.
+func SkipOrFail(tb testing.TB, reason string) {
+	tb.Helper()
+	skipOrFail(tb, os.Getenv("CI"), reason)
+}
+
 // majorOf extracts the version from /usr/lib/postgresql/<major>/bin.
 func majorOf(binDir string) int {
 	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
