@@ -70,7 +70,9 @@ SELECT
     b.value,
     b.metadata,
     CASE
-        WHEN b.ttl_micros > 0 THEN now() + b.ttl_micros * interval '1 microsecond'
+        WHEN b.ttl_micros > 0 THEN now()
+            + (b.ttl_micros / 1000000) * interval '1 second'
+            + (b.ttl_micros % 1000000) * interval '1 microsecond'
     END
 FROM (
     -- Set-returning functions in one select list advance in lockstep.
@@ -101,9 +103,12 @@ type EntriesUpsertManyParams struct {
 
 // EntriesUpsertMany writes a whole batch in one statement. The arrays are
 // parallel: element i of each describes entry i. A NULL metadata clears the
-// entry's metadata; a ttl_micros of 0 means no expiry. Keys must be unique
-// within one call (ON CONFLICT cannot touch a row twice), so the caller
-// resolves duplicates first.
+// entry's metadata; a ttl_micros of 0 means no expiry, and a TTL is added as
+// whole seconds plus microseconds so that it stays exact (see EntryPut).
+// Keys must be unique within one call (ON CONFLICT cannot touch a row
+// twice), so the caller resolves duplicates first; it also sorts them, and
+// rows are inserted and locked in the order of the arrays, so that
+// concurrent batches lock overlapping rows in the same order.
 func (q *Queries) EntriesUpsertMany(ctx context.Context, db DBTX, arg EntriesUpsertManyParams) (int64, error) {
 	result, err := db.Exec(ctx, entriesUpsertMany,
 		arg.Keys,

@@ -125,7 +125,9 @@ VALUES (
     $1,
     $2,
     $3,
-    now() + $4::bigint * interval '1 microsecond'
+    now()
+        + ($4::bigint / 1000000) * interval '1 second'
+        + ($4::bigint % 1000000) * interval '1 microsecond'
 )
 ON CONFLICT (key) DO UPDATE
 SET value = excluded.value,
@@ -149,7 +151,9 @@ type EntryPutParams struct {
 // EntryPut replaces the entry: value, metadata and expiry all come from the
 // arguments (NULL metadata or TTL clears them). The expiry is computed from
 // the database's clock. Overwriting an expired, not yet cleaned-up row starts
-// a new life for the key: created_at resets.
+// a new life for the key: created_at resets. bigint * interval multiplies in
+// float8, which is inexact above 2^53 microseconds (285 years), so the TTL
+// is added as whole seconds plus the remaining microseconds, both exact.
 func (q *Queries) EntryPut(ctx context.Context, db DBTX, arg EntryPutParams) error {
 	_, err := db.Exec(ctx, entryPut,
 		arg.Key,

@@ -24,14 +24,18 @@ SELECT EXISTS (
 -- EntryPut replaces the entry: value, metadata and expiry all come from the
 -- arguments (NULL metadata or TTL clears them). The expiry is computed from
 -- the database's clock. Overwriting an expired, not yet cleaned-up row starts
--- a new life for the key: created_at resets.
+-- a new life for the key: created_at resets. bigint * interval multiplies in
+-- float8, which is inexact above 2^53 microseconds (285 years), so the TTL
+-- is added as whole seconds plus the remaining microseconds, both exact.
 -- name: EntryPut :exec
 INSERT INTO state_entries (key, value, metadata, expires_at)
 VALUES (
     @key,
     @value,
     sqlc.narg(metadata),
-    now() + sqlc.narg(ttl_micros)::bigint * interval '1 microsecond'
+    now()
+        + (sqlc.narg(ttl_micros)::bigint / 1000000) * interval '1 second'
+        + (sqlc.narg(ttl_micros)::bigint % 1000000) * interval '1 microsecond'
 )
 ON CONFLICT (key) DO UPDATE
 SET value = excluded.value,

@@ -44,7 +44,9 @@ type Store interface {
 	// other value is marshalled.
 	PutWithMetadata(ctx context.Context, key, value []byte, metadata any) error
 	// PutWithTTL stores value so that it disappears ttl from now, measured by
-	// the database's clock. ttl must be positive.
+	// the database's clock, rounded up to a whole microsecond. ttl must be
+	// positive; every positive time.Duration is honoured exactly, up to
+	// math.MaxInt64 (about 292 years), on every backend.
 	PutWithTTL(ctx context.Context, key, value []byte, ttl time.Duration) error
 	// FindByMetadata returns the live entries whose metadata contains filter
 	// (PostgreSQL's jsonb @> operator), sorted by key.
@@ -83,7 +85,8 @@ type Entry struct {
 	Value    []byte
 	Metadata json.RawMessage // nil when the entry has none
 	// TTL, when positive, makes a BatchPut entry expire that long after the
-	// batch is written. Never set on entries read back; see ExpiresAt.
+	// batch is written, exactly as PutWithTTL does. Never set on entries read
+	// back; see ExpiresAt.
 	TTL time.Duration
 
 	CreatedAt time.Time // when the key was first written

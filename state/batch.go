@@ -1,11 +1,12 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,12 +25,13 @@ const copyThreshold = 1000
 // round trip). A larger batch is first attempted with COPY inside a
 // savepoint, which is how PostgreSQL loads rows fastest; if any key already
 // exists, the savepoint is rolled back and the same upsert runs instead, in
-// the same transaction.
+// the same transaction. Both paths write the rows in key order, so
+// concurrent overlapping batches never deadlock.
 func (p *Postgres) BatchPut(ctx context.Context, entries []Entry) error {
 	if err := p.usable(); err != nil {
 		return p.fail(ctx, "batch put", err)
 	}
-	arg, bytes, err := p.batchParams(entries)
+	arg, size, err := p.batchParams(entries)
 	if err != nil {
 		return p.fail(ctx, "batch put", err)
 	}
@@ -49,7 +51,7 @@ func (p *Postgres) BatchPut(ctx context.Context, entries []Entry) error {
 		return p.fail(ctx, "batch put", err)
 	}
 	p.stats.puts.Add(int64(len(arg.Keys)))
-	p.stats.bytesWritten.Add(bytes)
+	p.stats.bytesWritten.Add(size)
 	return nil
 }
 
@@ -63,7 +65,7 @@ func (p *Postgres) copyOrUpsert(ctx context.Context, tx pgx.Tx, arg gen.EntriesU
 	for i := range rows {
 		rows[i] = gen.EntriesInsertManyCopyFromParams{Key: arg.Keys[i], Value: arg.Values[i], Metadata: arg.Metadata[i]}
 		if micros := arg.TtlMicros[i]; micros > 0 {
-			expires := now.Add(time.Duration(micros) * time.Microsecond)
+			expires := addMicros(now, micros)
 			rows[i].ExpiresAt = &expires
 		}
 	}
@@ -90,11 +92,16 @@ func (p *Postgres) copyOrUpsert(ctx context.Context, tx pgx.Tx, arg gen.EntriesU
 // pgerrUniqueViolation is SQLSTATE unique_violation.
 const pgerrUniqueViolation = "23505"
 
-// batchParams validates the entries and lays them out as parallel arrays,
-// keeping only the last occurrence of each key (one statement cannot write a
-// row twice).
+// batchParams validates every entry, superseded duplicates included (as
+// Memory does), and lays the batch out as parallel arrays, keeping only the
+// last occurrence of each key (one statement cannot write a row twice),
+// sorted by key. The order is what makes concurrent batches safe: every
+// BatchPut, on the upsert and the COPY path alike, locks its rows in
+// ascending key order, so two overlapping batches can wait for each other
+// but never in a cycle, and no BatchPut fails with a deadlock.
 func (p *Postgres) batchParams(entries []Entry) (gen.EntriesUpsertManyParams, int64, error) {
 	last := make(map[string]int, len(entries))
+	metadata := make([]json.RawMessage, len(entries))
 	for i, e := range entries {
 		if err := checkKey(e.Key); err != nil {
 			return gen.EntriesUpsertManyParams{}, 0, fmt.Errorf("entry %d: %w", i, err)
@@ -105,35 +112,42 @@ func (p *Postgres) batchParams(entries []Entry) (gen.EntriesUpsertManyParams, in
 		if e.TTL < 0 {
 			return gen.EntriesUpsertManyParams{}, 0, fmt.Errorf("entry %d: %w: %v, want 0 (none) or a positive duration", i, ErrInvalidTTL, e.TTL)
 		}
+		md, err := encodeMetadata(e.Metadata)
+		if err != nil {
+			return gen.EntriesUpsertManyParams{}, 0, fmt.Errorf("entry %d: %w", i, err)
+		}
+		metadata[i] = md
 		last[string(e.Key)] = i
 	}
-	n := len(last)
+	kept := make([]int, 0, len(last))
+	for i, e := range entries {
+		if last[string(e.Key)] == i {
+			kept = append(kept, i)
+		}
+	}
+	// bytes.Compare orders keys as PostgreSQL orders bytea.
+	slices.SortFunc(kept, func(a, b int) int { return bytes.Compare(entries[a].Key, entries[b].Key) })
+	n := len(kept)
 	arg := gen.EntriesUpsertManyParams{
 		Keys:      make([][]byte, 0, n),
 		Values:    make([][]byte, 0, n),
 		Metadata:  make([]json.RawMessage, 0, n),
 		TtlMicros: make([]int64, 0, n),
 	}
-	var bytes int64
-	for i, e := range entries {
-		if last[string(e.Key)] != i {
-			continue
-		}
-		md, err := encodeMetadata(e.Metadata)
-		if err != nil {
-			return gen.EntriesUpsertManyParams{}, 0, fmt.Errorf("entry %d: %w", i, err)
-		}
+	var size int64
+	for _, i := range kept {
+		e := entries[i]
 		var micros int64
 		if e.TTL > 0 {
 			micros, _ = ttlMicros(e.TTL)
 		}
 		arg.Keys = append(arg.Keys, e.Key)
 		arg.Values = append(arg.Values, nonNil(e.Value))
-		arg.Metadata = append(arg.Metadata, md)
+		arg.Metadata = append(arg.Metadata, metadata[i])
 		arg.TtlMicros = append(arg.TtlMicros, micros)
-		bytes += int64(len(e.Key) + len(e.Value))
+		size += int64(len(e.Key) + len(e.Value))
 	}
-	return arg, bytes, nil
+	return arg, size, nil
 }
 
 // GetMany implements Store, in one round trip.

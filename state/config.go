@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -38,7 +39,8 @@ type Config struct {
 	ConnectTimeout time.Duration
 
 	// QueryTimeout bounds every operation whose context has no earlier
-	// deadline, retries included. Default 60s.
+	// deadline, retries included. At most about 24.8 days (PostgreSQL's
+	// statement_timeout limit). Default 60s.
 	QueryTimeout time.Duration
 
 	// SSLMode is one of disable, allow, prefer, require, verify-ca,
@@ -70,12 +72,13 @@ type Config struct {
 	// deletes expired entries at this interval. Among all processes sharing
 	// a store only one cleans at a time. Default 0 (off).
 	CleanupInterval time.Duration
-	// CleanupBatchSize is the most rows one cleanup statement deletes.
-	// Default 10000.
+	// CleanupBatchSize is the most rows one cleanup statement deletes, 1 to
+	// math.MaxInt32. Default 10000.
 	CleanupBatchSize int
 
 	// CheckpointRetention, when positive, keeps only the newest N
-	// checkpoints: CreateCheckpoint deletes older ones. Default 0 (keep all).
+	// checkpoints: CreateCheckpoint deletes older ones. At most
+	// math.MaxInt32. Default 0 (keep all).
 	CheckpointRetention int
 
 	// MaxValueSize is the largest value accepted, in bytes. Default 64 MiB;
@@ -110,6 +113,11 @@ func DefaultConfig(dsn string) Config {
 // server to acknowledge the cancel request before it is closed.
 const cancelGrace = 2 * time.Second
 
+// maxQueryTimeout is the longest QueryTimeout: the server's
+// statement_timeout is QueryTimeout + cancelGrace in milliseconds, and
+// PostgreSQL holds it in an int (about 24.8 days).
+const maxQueryTimeout = math.MaxInt32*time.Millisecond - cancelGrace
+
 var sslModes = map[string]bool{
 	"disable": true, "allow": true, "prefer": true,
 	"require": true, "verify-ca": true, "verify-full": true,
@@ -134,6 +142,10 @@ func (c Config) validate() error {
 		return bad("ConnectTimeout is %v, want a positive duration", c.ConnectTimeout)
 	case c.QueryTimeout <= 0:
 		return bad("QueryTimeout is %v, want a positive duration", c.QueryTimeout)
+	case c.QueryTimeout > maxQueryTimeout:
+		return bad("QueryTimeout is %v, want at most %v (PostgreSQL's statement_timeout limit less %v)", c.QueryTimeout, maxQueryTimeout, cancelGrace)
+	case c.ConnectTimeout > math.MaxInt64-c.QueryTimeout:
+		return bad("ConnectTimeout is %v, want at most %v so that ConnectTimeout + QueryTimeout fits a time.Duration", c.ConnectTimeout, time.Duration(math.MaxInt64-c.QueryTimeout))
 	case c.SSLMode != "" && !sslModes[c.SSLMode]:
 		return bad("SSLMode %q is not one of disable, allow, prefer, require, verify-ca, verify-full", c.SSLMode)
 	case c.MaxRetries < 0:
@@ -142,10 +154,10 @@ func (c Config) validate() error {
 		return bad("RetryBackoff is %v, want a positive duration when MaxRetries > 0", c.RetryBackoff)
 	case c.CleanupInterval < 0:
 		return bad("CleanupInterval is %v, want 0 (off) or a positive duration", c.CleanupInterval)
-	case c.CleanupBatchSize < 1:
-		return bad("CleanupBatchSize is %d, want at least 1", c.CleanupBatchSize)
-	case c.CheckpointRetention < 0:
-		return bad("CheckpointRetention is %d, want 0 (keep all) or more", c.CheckpointRetention)
+	case c.CleanupBatchSize < 1 || c.CleanupBatchSize > math.MaxInt32:
+		return bad("CleanupBatchSize is %d, want 1 to %d (the LIMIT of one statement, an int32)", c.CleanupBatchSize, math.MaxInt32)
+	case c.CheckpointRetention < 0 || c.CheckpointRetention > math.MaxInt32:
+		return bad("CheckpointRetention is %d, want 0 (keep all) to %d (an int32 in SQL)", c.CheckpointRetention, math.MaxInt32)
 	case c.MaxValueSize < 0 || c.MaxValueSize > 1<<30-1:
 		return bad("MaxValueSize is %d, want 0 to %d (PostgreSQL's bytea limit)", c.MaxValueSize, 1<<30-1)
 	}

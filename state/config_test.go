@@ -2,7 +2,10 @@ package state
 
 import (
 	"errors"
+	"math"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -78,5 +81,60 @@ func TestPoolSettings(t *testing.T) {
 	}
 	if got := pc.ConnConfig.RuntimeParams["application_name"]; got != "mine" {
 		t.Fatalf("application_name = %s, want the DSN's", got)
+	}
+}
+
+// TestConfigRanges checks every numeric setting at and just past the limits
+// of the types it reaches SQL as: past them Open must refuse the setting,
+// never truncate it.
+func TestConfigRanges(t *testing.T) {
+	t.Parallel()
+	maxQueryTimeout := math.MaxInt32*time.Millisecond - cancelGrace
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+		field  string // empty when the setting is valid
+	}{
+		{"CleanupBatchSizeMaxInt32", func(c *Config) { c.CleanupBatchSize = math.MaxInt32 }, ""},
+		{"CleanupBatchSize1Shl32", func(c *Config) { c.CleanupBatchSize = 1 << 32 }, "CleanupBatchSize"},
+		{"CleanupBatchSizeAboveInt32", func(c *Config) { c.CleanupBatchSize = math.MaxInt32 + 1 }, "CleanupBatchSize"},
+		{"CleanupBatchSizeMaxInt", func(c *Config) { c.CleanupBatchSize = math.MaxInt }, "CleanupBatchSize"},
+		{"CleanupBatchSizeZero", func(c *Config) { c.CleanupBatchSize = 0 }, "CleanupBatchSize"},
+		{"CheckpointRetentionMaxInt32", func(c *Config) { c.CheckpointRetention = math.MaxInt32 }, ""},
+		{"CheckpointRetention1Shl32", func(c *Config) { c.CheckpointRetention = 1 << 32 }, "CheckpointRetention"},
+		{"CheckpointRetentionAboveInt32", func(c *Config) { c.CheckpointRetention = math.MaxInt32 + 1 }, "CheckpointRetention"},
+		{"CheckpointRetentionMaxInt", func(c *Config) { c.CheckpointRetention = math.MaxInt }, "CheckpointRetention"},
+		{"CheckpointRetentionNegative", func(c *Config) { c.CheckpointRetention = -1 }, "CheckpointRetention"},
+		// statement_timeout is QueryTimeout plus a grace period, in
+		// milliseconds, and PostgreSQL holds it in an int.
+		{"QueryTimeoutLongest", func(c *Config) { c.QueryTimeout = maxQueryTimeout }, ""},
+		{"QueryTimeoutTooLong", func(c *Config) { c.QueryTimeout = maxQueryTimeout + time.Millisecond }, "QueryTimeout"},
+		{"QueryTimeoutMaxInt64", func(c *Config) { c.QueryTimeout = math.MaxInt64 }, "QueryTimeout"},
+		{"ConnectTimeoutLongest", func(c *Config) { c.ConnectTimeout = math.MaxInt64 - c.QueryTimeout }, ""},
+		{"ConnectTimeoutOverflowsWithQueryTimeout", func(c *Config) { c.ConnectTimeout = math.MaxInt64 - c.QueryTimeout + 1 }, "ConnectTimeout"},
+		{"MaxValueSizeTooLarge", func(c *Config) { c.MaxValueSize = math.MaxInt }, "MaxValueSize"},
+		// These are only compared and shifted in Go, where the largest
+		// value is well defined: retry until QueryTimeout ends, back off
+		// at most maxRetryDelay, clean up practically never.
+		{"MaxRetriesMaxInt", func(c *Config) { c.MaxRetries = math.MaxInt }, ""},
+		{"RetryBackoffMaxInt64", func(c *Config) { c.RetryBackoff = math.MaxInt64 }, ""},
+		{"CleanupIntervalMaxInt64", func(c *Config) { c.CleanupInterval = math.MaxInt64 }, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := DefaultConfig("postgres://u@db.example/d")
+			tc.mutate(&cfg)
+			err := cfg.validate()
+			if tc.field == "" {
+				if err != nil {
+					t.Fatalf("validate = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.field) {
+				t.Fatalf("validate = %v, want ErrInvalidConfig naming %s", err, tc.field)
+			}
+		})
 	}
 }

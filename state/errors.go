@@ -70,7 +70,14 @@ func interpretError(err error) error {
 		case pgErr.Code == "42501":
 			return fmt.Errorf("%w: %w", ErrPermissionDenied, err)
 		case pgErr.Code == "22P05", // untranslatable character: jsonb refuses \u0000
-			pgErr.Code == "22P02" && pgErr.DataTypeName == "jsonb", pgErr.Code == "22P02" && pgErr.Routine == "json_errsave_error":
+			pgErr.Code == "22P02" && pgErr.DataTypeName == "jsonb", pgErr.Code == "22P02" && pgErr.Routine == "json_errsave_error",
+			// Defensive: encodeMetadata refuses these first. The JSON
+			// parser's routine is json_ereport_error before PostgreSQL 16;
+			// metadata is the only text a store sends (22021: not UTF-8),
+			// and its numbers the only numeric values (22003).
+			pgErr.Code == "22P02" && pgErr.Routine == "json_ereport_error",
+			pgErr.Code == "22021",
+			pgErr.Code == "22003" && pgErr.Routine == "make_result_opt_error":
 			return fmt.Errorf("%w: %w", ErrInvalidMetadata, err)
 		case isConnectionClass(pgErr.Code):
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)

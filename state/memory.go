@@ -183,7 +183,7 @@ func (m *Memory) store(e Entry, now time.Time) {
 		version:   1,
 	}
 	if e.TTL > 0 {
-		next.expiresAt = now.Add(e.TTL)
+		next.expiresAt = expiryAfter(now, e.TTL)
 	}
 	if old, ok := m.entries[k]; ok {
 		next.version = old.version + 1
@@ -263,8 +263,8 @@ func (m *Memory) FindByMetadata(ctx context.Context, filter any) ([]Entry, error
 	if f == nil {
 		return nil, memFail("find by metadata", fmt.Errorf("%w: the filter is empty", ErrInvalidMetadata))
 	}
-	var want any
-	if err := json.Unmarshal(f, &want); err != nil {
+	want, err := decodeJSONB(f)
+	if err != nil {
 		return nil, memFail("find by metadata", fmt.Errorf("%w: %w", ErrInvalidMetadata, err))
 	}
 	m.mu.RLock()
@@ -278,8 +278,8 @@ func (m *Memory) FindByMetadata(ctx context.Context, filter any) ([]Entry, error
 		if !e.live(now) || e.metadata == nil {
 			continue
 		}
-		var have any
-		if json.Unmarshal(e.metadata, &have) == nil && jsonContains(have, want, true) {
+		have, err := decodeJSONB(e.metadata)
+		if err == nil && jsonContains(have, want, true) {
 			out = append(out, e.toEntry(k))
 		}
 	}
@@ -289,8 +289,10 @@ func (m *Memory) FindByMetadata(ctx context.Context, filter any) ([]Entry, error
 
 // jsonContains follows PostgreSQL's jsonb containment: objects contain the
 // keys of the filter with contained values, arrays contain each element of
-// the filter somewhere, scalars are equal; at the top level an array also
-// contains a scalar that is one of its elements.
+// the filter somewhere, scalars are equal (numbers as numeric values, so 1.0
+// equals 1, without float64 rounding); at the top level an array also
+// contains a scalar that is one of its elements. Documents come from
+// decodeJSONB.
 func jsonContains(have, want any, top bool) bool {
 	switch w := want.(type) {
 	case map[string]any:
@@ -319,6 +321,10 @@ func jsonContains(have, want any, top bool) bool {
 	default:
 		if h, ok := have.([]any); ok && top {
 			return slices.ContainsFunc(h, func(hv any) bool { return jsonContains(hv, want, false) })
+		}
+		if w, ok := want.(json.Number); ok {
+			h, ok := have.(json.Number)
+			return ok && numbersEqual(h, w)
 		}
 		return have == want
 	}

@@ -4,15 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pgstate/pgstate/gen"
 )
 
 // encodeMetadata turns a metadata argument into a JSON document: nil means
 // none; json.RawMessage and []byte are used as they are and must be valid
-// JSON; anything else is marshalled. A JSON null also means none.
+// JSON; anything else is marshalled. A JSON null also means none. Both
+// backends call it before writing anything, so that they accept exactly the
+// documents PostgreSQL's jsonb accepts (see checkJSONB).
 func encodeMetadata(metadata any) (json.RawMessage, error) {
 	var raw []byte
 	switch m := metadata.(type) {
@@ -38,41 +43,198 @@ func encodeMetadata(metadata any) (json.RawMessage, error) {
 	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 		return nil, nil
 	}
-	if bytes.Contains(raw, []byte(`\u0000`)) && hasNUL(raw) {
-		return nil, fmt.Errorf("%w: a string contains \\u0000, which PostgreSQL's jsonb cannot store", ErrInvalidMetadata)
+	if err := checkJSONB(raw); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidMetadata, err)
 	}
 	return json.RawMessage(raw), nil
 }
 
-// hasNUL reports whether a valid JSON document has a NUL character in any
-// string or object key. (The text "\u0000" alone does not tell: it may be an
-// escaped backslash followed by "u0000".)
-func hasNUL(raw []byte) bool {
-	var doc any
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		return false
+// checkJSONB rejects the valid JSON documents that PostgreSQL's jsonb
+// refuses: bytes that are not UTF-8 (22021), a \u0000 escape (22P05), an
+// unpaired surrogate escape (22P02) and a number outside the range of
+// numeric (22003). raw must be valid JSON.
+func checkJSONB(raw []byte) error {
+	if !utf8.Valid(raw) {
+		return errors.New("not valid UTF-8")
 	}
-	var walk func(v any) bool
-	walk = func(v any) bool {
-		switch v := v.(type) {
-		case string:
-			return strings.ContainsRune(v, 0)
-		case []any:
-			for _, e := range v {
-				if walk(e) {
-					return true
-				}
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		switch {
+		case c == '"':
+			n, err := checkJSONString(raw[i:])
+			if err != nil {
+				return err
 			}
-		case map[string]any:
-			for k, e := range v {
-				if strings.ContainsRune(k, 0) || walk(e) {
-					return true
-				}
+			i += n
+		case c == '-' || '0' <= c && c <= '9':
+			n := numberLen(raw[i:])
+			if _, err := parseDecimal(raw[i : i+n]); err != nil {
+				return err
 			}
+			i += n
+		default:
+			i++
 		}
-		return false
 	}
-	return walk(doc)
+	return nil
+}
+
+var (
+	errLoneHigh = errors.New("a \\u escape of a high surrogate is not followed by one of a low surrogate, which jsonb refuses")
+	errLoneLow  = errors.New("a \\u escape of a low surrogate does not follow one of a high surrogate, which jsonb refuses")
+	errNUL      = errors.New("a string contains \\u0000, which PostgreSQL's jsonb cannot store")
+)
+
+// checkJSONString checks the escapes of the JSON string at the start of s
+// and returns its length, quotes included. Go's decoder would turn an
+// unpaired surrogate into U+FFFD; jsonb refuses it.
+func checkJSONString(s []byte) (int, error) {
+	pendingHigh := false // the previous character was a high surrogate escape
+	for i := 1; i < len(s); i++ {
+		if s[i] == '"' {
+			if pendingHigh {
+				return 0, errLoneHigh
+			}
+			return i + 1, nil
+		}
+		if s[i] != '\\' || s[i+1] != 'u' {
+			if pendingHigh {
+				return 0, errLoneHigh
+			}
+			if s[i] == '\\' {
+				i++ // the escaped character, which may be a quote
+			}
+			continue
+		}
+		r, _ := strconv.ParseUint(string(s[i+2:i+6]), 16, 32)
+		i += 5
+		switch {
+		case r == 0:
+			return 0, errNUL
+		case 0xD800 <= r && r <= 0xDBFF:
+			if pendingHigh {
+				return 0, errLoneHigh
+			}
+			pendingHigh = true
+		case 0xDC00 <= r && r <= 0xDFFF:
+			if !pendingHigh {
+				return 0, errLoneLow
+			}
+			pendingHigh = false
+		case pendingHigh:
+			return 0, errLoneHigh
+		}
+	}
+	return len(s), nil // not reached: raw is valid JSON
+}
+
+// numberLen returns the length of the JSON number at the start of s.
+func numberLen(s []byte) int {
+	i := 0
+	for i < len(s) {
+		switch c := s[i]; {
+		case '0' <= c && c <= '9', c == '-', c == '+', c == '.', c == 'e', c == 'E':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// PostgreSQL's numeric limits (src/include/utils/numeric.h and
+// set_var_from_str): at most 16383 digits after the decimal point as written
+// (the display scale, after the exponent is applied), the leading digit at
+// most 10^131071 (a weight of 32767 base-10000 digits), and an exponent
+// below INT_MAX/2 in magnitude whatever the value.
+const (
+	numericMaxScale       = 16383
+	numericMaxLeadingExp  = 131071
+	numericExponentLimit  = 1<<30 - 1 // INT_MAX / 2
+	numericMaxExponentLen = 10        // digits of numericExponentLimit
+)
+
+// decimal is a JSON number in a canonical form: the value is
+// 0.digits × 10^point with neither leading nor trailing zeros in digits, or
+// zero when digits is empty (whatever its sign). Two numbers are equal, as
+// jsonb compares them, exactly when their decimals are.
+type decimal struct {
+	neg    bool
+	digits string
+	point  int64
+}
+
+// parseDecimal reads a JSON number token and refuses the ones PostgreSQL's
+// numeric cannot hold.
+func parseDecimal(tok []byte) (decimal, error) {
+	s := string(tok)
+	var d decimal
+	if strings.HasPrefix(s, "-") {
+		d.neg = true
+		s = s[1:]
+	}
+	mantissa, expText, hasExp := strings.Cut(strings.ToLower(s), "e")
+	intPart, fracPart, _ := strings.Cut(mantissa, ".")
+	var exp int64
+	if hasExp {
+		neg := strings.HasPrefix(expText, "-")
+		expText = strings.TrimLeft(strings.TrimLeft(expText, "+-"), "0")
+		if len(expText) > numericMaxExponentLen {
+			return decimal{}, fmt.Errorf("the number %s is outside the range of PostgreSQL's numeric", shortToken(tok))
+		}
+		if expText != "" {
+			exp, _ = strconv.ParseInt(expText, 10, 64)
+		}
+		if neg {
+			exp = -exp
+		}
+		if exp >= numericExponentLimit || exp <= -numericExponentLimit {
+			return decimal{}, fmt.Errorf("the number %s is outside the range of PostgreSQL's numeric", shortToken(tok))
+		}
+	}
+	if scale := int64(len(fracPart)) - exp; scale > numericMaxScale {
+		return decimal{}, fmt.Errorf("the number %s has more than %d digits after the decimal point, the most PostgreSQL's numeric holds", shortToken(tok), numericMaxScale)
+	}
+	digits := intPart + fracPart
+	point := int64(len(intPart)) + exp
+	trimmed := strings.TrimLeft(digits, "0")
+	point -= int64(len(digits) - len(trimmed))
+	d.digits = strings.TrimRight(trimmed, "0")
+	if d.digits == "" {
+		return decimal{}, nil
+	}
+	if point-1 > numericMaxLeadingExp {
+		return decimal{}, fmt.Errorf("the number %s is larger than PostgreSQL's numeric holds", shortToken(tok))
+	}
+	d.point = point
+	return d, nil
+}
+
+// shortToken quotes a number in an error message, cut short: it may have
+// thousands of digits.
+func shortToken(tok []byte) string {
+	if len(tok) > 40 {
+		return string(tok[:40]) + "…"
+	}
+	return string(tok)
+}
+
+// numbersEqual compares two JSON numbers exactly, as jsonb does (1.0 equals
+// 1, 12345678901234568 does not equal 12345678901234567).
+func numbersEqual(a, b json.Number) bool {
+	da, errA := parseDecimal([]byte(a))
+	db, errB := parseDecimal([]byte(b))
+	return errA == nil && errB == nil && da == db
+}
+
+// decodeJSONB parses a document checked by encodeMetadata the way jsonb
+// sees it: numbers stay exact, as json.Number.
+func decodeJSONB(raw []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var doc any
+	err := dec.Decode(&doc)
+	return doc, err
 }
 
 // PutWithMetadata implements Store.

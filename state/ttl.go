@@ -10,17 +10,44 @@ import (
 	"github.com/pgstate/pgstate/gen"
 )
 
+// TTL semantics, the same on every write path and backend: an entry written
+// with a positive TTL expires exactly that long after the write, rounded up
+// to a whole microsecond (PostgreSQL's resolution). Every time.Duration fits:
+// the longest, math.MaxInt64 nanoseconds, is about 292 years, far inside the
+// range of both time.Time and timestamptz, so no TTL is clamped, none wraps
+// into the past and none becomes "never".
+
 // ttlMicros converts a TTL for the database, rounding up so that a positive
-// TTL never becomes zero.
+// TTL never becomes zero. It cannot overflow: the result is at most
+// math.MaxInt64/1000 + 1.
 func ttlMicros(ttl time.Duration) (int64, error) {
 	if ttl <= 0 {
 		return 0, fmt.Errorf("%w: %v, want a positive duration", ErrInvalidTTL, ttl)
 	}
-	return int64((ttl + time.Microsecond - 1) / time.Microsecond), nil
+	micros := int64(ttl / time.Microsecond)
+	if ttl%time.Microsecond != 0 {
+		micros++
+	}
+	return micros, nil
+}
+
+// expiryAfter returns when an entry written at now with a positive ttl
+// expires.
+func expiryAfter(now time.Time, ttl time.Duration) time.Time {
+	micros, _ := ttlMicros(ttl)
+	return addMicros(now, micros)
+}
+
+// addMicros adds whole seconds and the remaining microseconds separately,
+// as the SQL does, because a rounded-up TTL may not fit a time.Duration.
+func addMicros(t time.Time, micros int64) time.Time {
+	return t.Add(time.Duration(micros/1e6) * time.Second).Add(time.Duration(micros%1e6) * time.Microsecond)
 }
 
 // PutWithTTL implements Store. The expiry is now() + ttl on the database
-// server, so clients with skewed clocks agree on it.
+// server, so clients with skewed clocks agree on it; ttl is rounded up to a
+// whole microsecond, and every positive time.Duration, math.MaxInt64
+// included, is honoured exactly.
 func (p *Postgres) PutWithTTL(ctx context.Context, key, value []byte, ttl time.Duration) error {
 	micros, err := ttlMicros(ttl)
 	if err != nil {

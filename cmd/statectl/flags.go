@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -101,8 +103,8 @@ func stdinIsTerminal(r io.Reader) bool {
 	return err == nil && info.Mode()&os.ModeCharDevice != 0
 }
 
-// durationFlag rejects zero and negative TTLs at parse time, so the error is
-// a usage error naming the flag.
+// durationFlag rejects zero, negative and unrepresentable TTLs at parse
+// time, so the error is a usage error naming the flag.
 type durationFlag struct {
 	d   time.Duration
 	set bool
@@ -113,7 +115,9 @@ func (f *durationFlag) String() string { return f.d.String() }
 func (f *durationFlag) Set(s string) error {
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return errors.New("want a duration such as 30s, 10m or 2h")
+		// A TTL longer than a time.Duration holds is refused, never
+		// wrapped or clamped, as the library would.
+		return fmt.Errorf("want a duration such as 30s, 10m or 2h, at most %v", time.Duration(math.MaxInt64))
 	}
 	if d <= 0 {
 		return errors.New("want a positive duration")

@@ -49,6 +49,8 @@ var storeTests = []storeTest{
 	{"Checkpoints", testCheckpoints},
 	{"CheckpointUnknownID", testCheckpointUnknownID},
 	{"ConcurrentFeatures", testConcurrentFeatures},
+	{"TTLExtreme", testTTLExtreme},
+	{"MetadataMatchesPostgres", testMetadataMatchesPostgres},
 }
 
 func testMetadataRoundTrip(t *testing.T, s state.Store) {
