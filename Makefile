@@ -50,6 +50,7 @@ BENCH_COUNT ?= 5
 BENCH_GROUPS := \
 	"^Benchmark(Get|Contains|ConcurrentGet|ConcurrentPut)$$=2000x" \
 	"^Benchmark(Put|PutWithTTL|Delete|GetMany|ListKeys|FindByMetadata)$$=400x" \
+	"^Benchmark(PutIfVersion|Transact)$$=400x" \
 	"^BenchmarkCount$$=30x" \
 	"^BenchmarkBatchPut$$/^100$$=50x" \
 	"^BenchmarkBatchPut$$/^1000$$/(lib|raw|copy)$$=10x" \

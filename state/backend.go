@@ -35,6 +35,11 @@ type Backend interface {
 // streaming scans and checkpoints. Both Postgres and Memory implement it.
 type Store interface {
 	Backend
+	Ops
+
+	// Transact runs fn atomically: every operation through its handle
+	// commits together when fn returns nil, or not at all.
+	Transact(ctx context.Context, fn TxFunc) error
 
 	// GetEntry returns the live entry under key with its metadata, times and
 	// version.

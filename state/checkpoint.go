@@ -139,6 +139,11 @@ var txOptions = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
 // inTx runs fn in a transaction, retrying the whole transaction on transient
 // failures as mode allows.
 func (p *Postgres) inTx(ctx context.Context, mode retryMode, fn func(pgx.Tx) error) error {
+	if tx := boundTx(ctx); tx != nil {
+		// Inside Transact: a savepoint of that transaction.
+		p.stats.queries.Add(1)
+		return pgx.BeginFunc(ctx, tx, fn)
+	}
 	var err error
 	for attempt := 0; ; attempt++ {
 		p.stats.transactions.Add(1)

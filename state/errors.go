@@ -49,6 +49,17 @@ var (
 	// ErrUnavailable: the database could not be reached, or the connection
 	// broke and the operation could not be retried.
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrVersionMismatch: a conditional write (IfVersion, IfAbsent) found
+	// the key at another version and wrote nothing. The error is a
+	// *VersionMismatchError carrying the version it found.
+	ErrVersionMismatch = errors.New("version mismatch")
+	// ErrOutcomeUnknown: the connection broke after a write that is not
+	// safe to repeat (a conditional write, a transaction's COMMIT) was sent,
+	// so it may or may not have taken effect. Read the key to find out.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
+	// ErrInvalidOption: write options that contradict each other or do not
+	// apply to the call.
+	ErrInvalidOption = errors.New("invalid option")
 )
 
 // interpretError maps a driver error to the package's sentinels, keeping the

@@ -14,6 +14,12 @@ import (
 // the error matches context.DeadlineExceeded. run is only called, never
 // kept, so the closure a caller passes stays on its stack.
 func query[T any](ctx context.Context, p *Postgres, mode retryMode, run func(context.Context, gen.DBTX) (T, error)) (T, error) {
+	if tx := boundTx(ctx); tx != nil {
+		// Inside Transact: the transaction's connection, deadline and retry
+		// rules apply, and no statement is retried on its own.
+		p.stats.queries.Add(1)
+		return run(ctx, tx)
+	}
 	start := time.Now()
 	ctx, cancel := p.opContext(ctx)
 	defer cancel()

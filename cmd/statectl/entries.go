@@ -69,6 +69,8 @@ func cmdPut(ctx context.Context, a *app, args []string) error {
 	var ttl durationFlag
 	fs.Var(&ttl, "ttl", "expire the entry this long after writing it")
 	metadata := fs.String("metadata", "", "a JSON document to attach")
+	ifVersion := fs.Int64("if-version", -1, "write only if the key is at this version (0: absent)")
+	ifAbsent := fs.Bool("if-absent", false, "write only if the key has no live entry")
 	args, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -104,44 +106,50 @@ func cmdPut(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 	}
+	opts, err := putOptions(fs, ttl, md, *ifVersion, *ifAbsent)
+	if err != nil {
+		return err
+	}
 	return a.withStore(ctx, func(s *state.Postgres) error {
-		switch {
-		case ttl.set && md != nil:
-			// Only a batch entry carries both attributes.
-			err = s.BatchPut(ctx, []state.Entry{{Key: key, Value: value, Metadata: md, TTL: ttl.d}})
-		case ttl.set:
-			err = s.PutWithTTL(ctx, key, value, ttl.d)
-		case md != nil:
-			err = s.PutWithMetadata(ctx, key, value, md)
-		default:
-			err = s.Put(ctx, key, value)
-		}
+		r, err := s.PutEntry(ctx, key, value, opts...)
 		if err != nil {
 			return err
 		}
 		doc := struct {
-			Key   string `json:"key"`
-			Bytes int    `json:"bytes"`
-			TTL   string `json:"ttl,omitempty"`
-		}{Key: c.encode(key), Bytes: len(value)}
+			Key     string `json:"key"`
+			Bytes   int    `json:"bytes"`
+			TTL     string `json:"ttl,omitempty"`
+			Version int64  `json:"version"`
+		}{Key: c.encode(key), Bytes: len(value), Version: r.Version}
 		if ttl.set {
 			doc.TTL = ttl.d.String()
 		}
 		return a.emit(doc, func(w io.Writer) {
 			if ttl.set {
-				fmt.Fprintf(w, "stored %s (%s), expires in %s\n", doc.Key, plural(int64(len(value)), "byte", "bytes"), ttl.d)
+				fmt.Fprintf(w, "stored %s (%s, version %d), expires in %s\n", doc.Key, plural(int64(len(value)), "byte", "bytes"), r.Version, ttl.d)
 				return
 			}
-			fmt.Fprintf(w, "stored %s (%s)\n", doc.Key, plural(int64(len(value)), "byte", "bytes"))
+			fmt.Fprintf(w, "stored %s (%s, version %d)\n", doc.Key, plural(int64(len(value)), "byte", "bytes"), r.Version)
 		})
 	})
 }
 
 func cmdDelete(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("delete")
+	prefixArg := fs.String("prefix", "", "delete every key starting with this (no KEY)")
+	ifVersion := fs.Int64("if-version", -1, "delete only if the key is at this version")
 	args, err := a.parse(fs, args)
 	if err != nil {
 		return err
+	}
+	if isSet(fs, "prefix") {
+		if err := wantArgs("delete --prefix P", args); err != nil {
+			return err
+		}
+		if isSet(fs, "if-version") {
+			return usagef("delete: --if-version applies to one KEY, not to --prefix")
+		}
+		return deletePrefix(ctx, a, *prefixArg)
 	}
 	if err := wantArgs("delete", args, "KEY"); err != nil {
 		return err
@@ -150,18 +158,24 @@ func cmdDelete(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	var opts []state.WriteOption
+	if isSet(fs, "if-version") {
+		if *ifVersion < 1 {
+			return usagef("delete: --if-version %d: versions start at 1", *ifVersion)
+		}
+		opts = append(opts, state.IfVersion(*ifVersion))
+	}
 	return a.withStore(ctx, func(s *state.Postgres) error {
-		// DeleteMany rather than Delete: it tells whether the key existed,
-		// which an operator wants to know. Deleting a missing key still
-		// succeeds, as in the library.
-		n, err := s.DeleteMany(ctx, [][]byte{key})
+		// Deleting a missing key succeeds, as in the library; the output
+		// says whether it existed, which an operator wants to know.
+		r, err := s.DeleteEntry(ctx, key, opts...)
 		if err != nil {
 			return err
 		}
 		doc := struct {
 			Key     string `json:"key"`
 			Deleted bool   `json:"deleted"`
-		}{Key: c.encode(key), Deleted: n > 0}
+		}{Key: c.encode(key), Deleted: r.Existed}
 		return a.emit(doc, func(w io.Writer) {
 			if doc.Deleted {
 				fmt.Fprintf(w, "deleted %s\n", doc.Key)

@@ -47,6 +47,7 @@ var inputErrors = []error{
 	state.ErrValueTooLarge,
 	state.ErrInvalidTTL,
 	state.ErrInvalidMetadata,
+	state.ErrInvalidOption,
 }
 
 func exitCode(err error) int {
@@ -57,6 +58,8 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.As(err, &nf), errors.Is(err, state.ErrCheckpointNotFound):
 		return exitNotFound
+	case errors.Is(err, state.ErrVersionMismatch):
+		return exitConflict
 	}
 	for _, target := range inputErrors {
 		if errors.Is(err, target) {

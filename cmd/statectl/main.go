@@ -27,6 +27,8 @@
 //	1  not found: get of a missing key, an unknown checkpoint
 //	2  usage error: unknown command, bad flag, missing argument, bad encoding
 //	3  any other failure: connection, authentication, database error
+//	4  condition failed: put --if-version/--if-absent or delete --if-version
+//	   found the key at another version, and wrote nothing
 package main
 
 import (
@@ -46,6 +48,7 @@ const (
 	exitNotFound = 1
 	exitUsage    = 2
 	exitFailure  = 3
+	exitConflict = 4
 )
 
 func main() {
@@ -108,8 +111,8 @@ func init() {
 	commands = []command{
 		{"migrate", "migrate up|down|status [--to N]", "apply, roll back (one version, or to N) or show migrations", cmdMigrate},
 		{"get", "get KEY", "print the value of KEY (exit 1 if missing)", cmdGet},
-		{"put", "put KEY [VALUE] [--ttl D] [--metadata JSON]", "store VALUE (or stdin) under KEY", cmdPut},
-		{"delete", "delete KEY", "remove KEY", cmdDelete},
+		{"put", "put KEY [VALUE] [--ttl D] [--metadata JSON] [--if-version V|--if-absent]", "store VALUE (or stdin) under KEY", cmdPut},
+		{"delete", "delete KEY [--if-version V] | delete --prefix P", "remove KEY, or every key under P", cmdDelete},
 		{"list", "list [--prefix P]", "print the keys, sorted, that start with P", cmdList},
 		{"count", "count", "print the number of live entries", cmdCount},
 		{"checkpoint", "checkpoint create [--metadata JSON]|list|restore ID|delete ID", "manage snapshots of every entry", cmdCheckpoint},
@@ -164,7 +167,8 @@ and values are strings in the chosen encoding, so binary data needs --hex or
 --base64 there.
 
 Exit codes: 0 success, 1 not found, 2 usage error, 3 any other failure
-(connection or database error).
+(connection or database error), 4 condition failed (--if-version,
+--if-absent: the key is at another version; nothing was written).
 `)
 	io.WriteString(w, b.String())
 }

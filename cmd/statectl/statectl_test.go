@@ -361,7 +361,7 @@ func TestEntries(t *testing.T) {
 	dsn := testdb.DSN(t)
 	runSteps(t, dsn, []step{
 		{name: "GetMissing", args: []string{"get", "user/1"}, code: exitNotFound, stderrHas: `key "user/1" not found in schema public`},
-		{name: "Put", args: []string{"put", "user/1", "alice"}, stdout: "stored user/1 (5 bytes)\n"},
+		{name: "Put", args: []string{"put", "user/1", "alice"}, stdout: "stored user/1 (5 bytes, version 1)\n"},
 		{name: "Get", args: []string{"get", "user/1"}, stdout: "alice\n"},
 		{name: "FlagsAfterArguments", args: []string{"get", "user/1", "--json"}, check: func(t *testing.T, r result) {
 			e := decodeJSON[entryJSON](t, r)
@@ -370,13 +370,13 @@ func TestEntries(t *testing.T) {
 				t.Errorf("entry %+v", e)
 			}
 		}},
-		{name: "Overwrite", args: []string{"--json", "put", "user/1", "alicia"}, stdout: `{"key":"user/1","bytes":6}` + "\n"},
+		{name: "Overwrite", args: []string{"--json", "put", "user/1", "alicia"}, stdout: `{"key":"user/1","bytes":6,"version":2}` + "\n"},
 		{name: "VersionGrows", args: []string{"--json", "get", "user/1"}, check: func(t *testing.T, r result) {
 			if e := decodeJSON[entryJSON](t, r); e.Value != "alicia" || e.Version != 2 {
 				t.Errorf("entry %+v, want alicia at version 2", e)
 			}
 		}},
-		{name: "PutStdin", args: []string{"put", "user/2"}, stdin: "line one\nline two\n", stdout: "stored user/2 (18 bytes)\n"},
+		{name: "PutStdin", args: []string{"put", "user/2"}, stdin: "line one\nline two\n", stdout: "stored user/2 (18 bytes, version 1)\n"},
 		{name: "StdinKeptExactly", args: []string{"--json", "get", "user/2"}, check: func(t *testing.T, r result) {
 			if e := decodeJSON[entryJSON](t, r); e.Value != "line one\nline two\n" {
 				t.Errorf("value %q, want the stdin bytes unchanged", e.Value)
@@ -384,7 +384,7 @@ func TestEntries(t *testing.T) {
 		}},
 		{name: "ValueStartingWithDash", args: []string{"put", "order/1", "--", "-5"}},
 		{name: "GetDashValue", args: []string{"get", "order/1"}, stdout: "-5\n"},
-		{name: "EmptyValue", args: []string{"put", "order/2", ""}, stdout: "stored order/2 (0 bytes)\n"},
+		{name: "EmptyValue", args: []string{"put", "order/2", ""}, stdout: "stored order/2 (0 bytes, version 1)\n"},
 		{name: "GetEmptyValue", args: []string{"get", "order/2"}, stdout: "\n"},
 		{name: "PutMetadata", args: []string{"put", "user/3", "carol", "--metadata", `{"team":"ops","level":2}`}},
 		{name: "GetMetadata", args: []string{"--json", "get", "user/3"}, check: func(t *testing.T, r result) {
@@ -481,9 +481,9 @@ func TestTTL(t *testing.T) {
 	dsn := testdb.DSN(t)
 	start := time.Now()
 	runSteps(t, dsn, []step{
-		{name: "PutTTL", args: []string{"put", "session/1", "token", "--ttl", "4s"}, stdout: "stored session/1 (5 bytes), expires in 4s\n"},
+		{name: "PutTTL", args: []string{"put", "session/1", "token", "--ttl", "4s"}, stdout: "stored session/1 (5 bytes, version 1), expires in 4s\n"},
 		{name: "PutTTLAndMetadata", args: []string{"--json", "put", "session/2", "token", "--ttl", "4s", "--metadata", `{"user":7}`},
-			stdout: `{"key":"session/2","bytes":5,"ttl":"4s"}` + "\n"},
+			stdout: `{"key":"session/2","bytes":5,"ttl":"4s","version":1}` + "\n"},
 		{name: "LiveBeforeExpiry", args: []string{"--json", "get", "session/2"}, check: func(t *testing.T, r result) {
 			e := decodeJSON[entryJSON](t, r)
 			if e.ExpiresAt == nil || e.ExpiresAt.Before(start.Add(4*time.Second)) || e.ExpiresAt.After(time.Now().Add(4*time.Second)) {

@@ -72,6 +72,9 @@ func TestDemo(t *testing.T) {
 			}
 			for _, want := range []string{
 				"get user/1     -> {\"name\":\"Ada\"} (found true)",
+				"worker-2: pgstate: put entry: version mismatch: key \"lock/report\" is at version 1, want 0 (mismatch true)",
+				"transact       -> demo_orders has 1 row, order-status/7 = paid, one commit",
+				"delete prefix  -> removed 1 + 1 entries",
 				"team compilers -> user/2 user/4",
 				"keys order/*   -> order/1 order/2 order/3 order/4 order/5",
 				"after changes  -> order/1 = 999.00 EUR, order/2 = (missing)",

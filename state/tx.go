@@ -1,0 +1,284 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Ops are the reads and writes a store offers both on its own and inside a
+// transaction: code written against Ops runs unchanged either way.
+type Ops interface {
+	Get(ctx context.Context, key []byte) ([]byte, bool, error)
+	GetEntry(ctx context.Context, key []byte) (Entry, bool, error)
+	Contains(ctx context.Context, key []byte) (bool, error)
+	GetMany(ctx context.Context, keys [][]byte) (map[string][]byte, error)
+	ListKeys(ctx context.Context, prefix []byte) ([][]byte, error)
+	Scan(ctx context.Context, prefix []byte) iter.Seq2[Entry, error]
+	FindByMetadata(ctx context.Context, filter any) ([]Entry, error)
+	Count(ctx context.Context) (int64, error)
+	// CountPrefix counts the live entries whose key starts with prefix.
+	CountPrefix(ctx context.Context, prefix []byte) (int64, error)
+
+	Put(ctx context.Context, key, value []byte) error
+	PutWithTTL(ctx context.Context, key, value []byte, ttl time.Duration) error
+	PutWithMetadata(ctx context.Context, key, value []byte, metadata any) error
+	// PutEntry writes with options (TTL and metadata together, IfVersion,
+	// IfAbsent, KeepTTL, KeepMetadata, WithPrevEntry) in one statement.
+	PutEntry(ctx context.Context, key, value []byte, opts ...WriteOption) (WriteResult, error)
+	Delete(ctx context.Context, key []byte) error
+	// DeleteEntry deletes with options (IfVersion, WithPrevEntry) and says
+	// whether the key existed.
+	DeleteEntry(ctx context.Context, key []byte, opts ...WriteOption) (WriteResult, error)
+	BatchPut(ctx context.Context, entries []Entry) error
+	DeleteMany(ctx context.Context, keys [][]byte) (int64, error)
+	// DeletePrefix deletes every entry under prefix in one statement and
+	// returns how many live ones it removed.
+	DeletePrefix(ctx context.Context, prefix []byte) (int64, error)
+}
+
+// TxFunc is the body of a transaction. It must do its reads and writes
+// through tx (the store itself runs outside the transaction), and may run
+// more than once: keep side effects outside the database out of it.
+type TxFunc func(ctx context.Context, tx Ops) error
+
+// txKey marks a context whose statements belong to a transaction.
+type txKey struct{}
+
+// boundTx returns the transaction a PostgresTx method bound to ctx, if any:
+// query and inTx run on it instead of the pool.
+func boundTx(ctx context.Context) pgx.Tx {
+	tx, _ := ctx.Value(txKey{}).(pgx.Tx)
+	return tx
+}
+
+// Transact runs fn in one SERIALIZABLE transaction: it commits when fn
+// returns nil and rolls back when fn returns an error or panics (the panic
+// goes on). Because the isolation is serializable, a read-modify-write
+// inside fn cannot lose an update: a conflicting transaction makes one of
+// them fail with a serialization failure, and Transact then runs fn again,
+// from a new transaction, until it commits or QueryTimeout (which bounds the
+// whole call, every attempt included) runs out. A connection lost before
+// COMMIT was sent is retried too, up to MaxRetries times; one lost after
+// COMMIT was sent is never retried: the error matches ErrOutcomeUnknown.
+// fn's own error is returned as it is.
+//
+// The handle fn receives is a *PostgresTx; its Tx method gives the pgx.Tx,
+// so the application's own generated queries run in the same transaction.
+func (p *Postgres) Transact(ctx context.Context, fn TxFunc) error {
+	if err := p.usable(); err != nil {
+		return p.fail(ctx, "transact", err)
+	}
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
+	lost := 0
+	for attempt := 0; ; attempt++ {
+		fromFn, err := p.transactOnce(ctx, fn)
+		if err == nil {
+			return nil
+		}
+		switch {
+		case ctx.Err() != nil, errors.Is(err, ErrOutcomeUnknown):
+		case rolledBack(err):
+			if sleepCtx(ctx, txBackoff(p.cfg.RetryBackoff, attempt)) {
+				p.stats.retries.Add(1)
+				continue
+			}
+		case lostConnection(err) && lost < p.cfg.MaxRetries:
+			lost++
+			if sleepCtx(ctx, txBackoff(p.cfg.RetryBackoff, attempt)) {
+				p.stats.retries.Add(1)
+				continue
+			}
+		}
+		if fromFn {
+			return err
+		}
+		return p.fail(ctx, "transact", err)
+	}
+}
+
+// transactOnce runs one attempt. fromFn reports that the error is fn's own.
+func (p *Postgres) transactOnce(ctx context.Context, fn TxFunc) (fromFn bool, err error) {
+	p.stats.transactions.Add(1)
+	tx, err := p.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+	if err != nil {
+		return false, err
+	}
+	finished := false
+	defer func() {
+		if !finished {
+			// fn panicked: roll back, and let the panic go on.
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	err = fn(ctx, &PostgresTx{p: p, tx: tx})
+	finished = true
+	if err != nil {
+		_ = tx.Rollback(ctx)
+		return true, err
+	}
+	p.stats.queries.Add(1)
+	if err := tx.Commit(ctx); err != nil {
+		return false, commitError(err)
+	}
+	return false, nil
+}
+
+// commitError marks a failed COMMIT whose outcome is unknown. Only a reply
+// from the server settles it: an error (a serialization failure at commit)
+// or ROLLBACK for a transaction that had failed. pgconn.SafeToRetry cannot
+// be trusted here: when the connection breaks while the reply to COMMIT is
+// read, pgx reports the connection as closed, an error that claims nothing
+// was sent.
+func commitError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) || errors.Is(err, pgx.ErrTxCommitRollback) {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return fmt.Errorf("%w: commit: %w", ErrOutcomeUnknown, err)
+}
+
+// rolledBack reports a serialization failure or deadlock: the server rolled
+// the whole transaction back, so running it again is safe.
+func rolledBack(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+}
+
+// txBackoff is the pause before running a transaction again: short, since
+// a serialization failure means the competitor has just committed, and
+// jittered so that competitors do not meet again.
+func txBackoff(base time.Duration, attempt int) time.Duration {
+	base = min(base, 5*time.Millisecond)
+	if base <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(base<<min(attempt, 6))) + 1)
+}
+
+// sleepCtx sleeps d and reports whether ctx is still live afterwards.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// PostgresTx is the handle Postgres.Transact passes to its function. Its
+// methods are the store's, with the store's validation and errors, run in
+// the transaction. It must not be used after the function returns.
+type PostgresTx struct {
+	p  *Postgres
+	tx pgx.Tx
+}
+
+var _ Ops = (*PostgresTx)(nil)
+
+// Tx returns the underlying transaction, for running the application's own
+// queries (e.g. sqlc-generated ones taking a DBTX) in it.
+func (t *PostgresTx) Tx() pgx.Tx { return t.tx }
+
+func (t *PostgresTx) bind(ctx context.Context) context.Context {
+	return context.WithValue(ctx, txKey{}, t.tx)
+}
+
+// Get implements Ops.
+func (t *PostgresTx) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
+	return t.p.Get(t.bind(ctx), key)
+}
+
+// GetEntry implements Ops.
+func (t *PostgresTx) GetEntry(ctx context.Context, key []byte) (Entry, bool, error) {
+	return t.p.GetEntry(t.bind(ctx), key)
+}
+
+// Contains implements Ops.
+func (t *PostgresTx) Contains(ctx context.Context, key []byte) (bool, error) {
+	return t.p.Contains(t.bind(ctx), key)
+}
+
+// GetMany implements Ops.
+func (t *PostgresTx) GetMany(ctx context.Context, keys [][]byte) (map[string][]byte, error) {
+	return t.p.GetMany(t.bind(ctx), keys)
+}
+
+// ListKeys implements Ops.
+func (t *PostgresTx) ListKeys(ctx context.Context, prefix []byte) ([][]byte, error) {
+	return t.p.ListKeys(t.bind(ctx), prefix)
+}
+
+// Scan implements Ops. The iteration must end before the transaction does.
+func (t *PostgresTx) Scan(ctx context.Context, prefix []byte) iter.Seq2[Entry, error] {
+	return t.p.Scan(t.bind(ctx), prefix)
+}
+
+// FindByMetadata implements Ops.
+func (t *PostgresTx) FindByMetadata(ctx context.Context, filter any) ([]Entry, error) {
+	return t.p.FindByMetadata(t.bind(ctx), filter)
+}
+
+// Count implements Ops.
+func (t *PostgresTx) Count(ctx context.Context) (int64, error) {
+	return t.p.Count(t.bind(ctx))
+}
+
+// CountPrefix implements Ops.
+func (t *PostgresTx) CountPrefix(ctx context.Context, prefix []byte) (int64, error) {
+	return t.p.CountPrefix(t.bind(ctx), prefix)
+}
+
+// Put implements Ops.
+func (t *PostgresTx) Put(ctx context.Context, key, value []byte) error {
+	return t.p.Put(t.bind(ctx), key, value)
+}
+
+// PutWithTTL implements Ops.
+func (t *PostgresTx) PutWithTTL(ctx context.Context, key, value []byte, ttl time.Duration) error {
+	return t.p.PutWithTTL(t.bind(ctx), key, value, ttl)
+}
+
+// PutWithMetadata implements Ops.
+func (t *PostgresTx) PutWithMetadata(ctx context.Context, key, value []byte, metadata any) error {
+	return t.p.PutWithMetadata(t.bind(ctx), key, value, metadata)
+}
+
+// PutEntry implements Ops.
+func (t *PostgresTx) PutEntry(ctx context.Context, key, value []byte, opts ...WriteOption) (WriteResult, error) {
+	return t.p.PutEntry(t.bind(ctx), key, value, opts...)
+}
+
+// Delete implements Ops.
+func (t *PostgresTx) Delete(ctx context.Context, key []byte) error {
+	return t.p.Delete(t.bind(ctx), key)
+}
+
+// DeleteEntry implements Ops.
+func (t *PostgresTx) DeleteEntry(ctx context.Context, key []byte, opts ...WriteOption) (WriteResult, error) {
+	return t.p.DeleteEntry(t.bind(ctx), key, opts...)
+}
+
+// BatchPut implements Ops.
+func (t *PostgresTx) BatchPut(ctx context.Context, entries []Entry) error {
+	return t.p.BatchPut(t.bind(ctx), entries)
+}
+
+// DeleteMany implements Ops.
+func (t *PostgresTx) DeleteMany(ctx context.Context, keys [][]byte) (int64, error) {
+	return t.p.DeleteMany(t.bind(ctx), keys)
+}
+
+// DeletePrefix implements Ops.
+func (t *PostgresTx) DeletePrefix(ctx context.Context, prefix []byte) (int64, error) {
+	return t.p.DeletePrefix(t.bind(ctx), prefix)
+}
