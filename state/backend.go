@@ -97,7 +97,15 @@ type Entry struct {
 	CreatedAt time.Time // when the key was first written
 	UpdatedAt time.Time // when the entry was last written
 	ExpiresAt time.Time // zero when the entry does not expire
-	Version   int64     // 1 on creation, +1 on every write
+	// Version is 1 when the key's row is created and strictly increases
+	// with every later write of the key, so a reader can tell that an entry
+	// changed. It is not a count of writes: a write retried after its
+	// connection broke may already have been applied by the attempt whose
+	// reply was lost, and then advances it by more than one. A Delete (or
+	// the cleanup of an expired entry) removes the row, so the next write
+	// starts again at 1; RestoreCheckpoint brings back the versions the
+	// checkpoint holds.
+	Version int64
 }
 
 // CheckpointInfo describes one checkpoint.

@@ -132,9 +132,11 @@ func isConnectionClass(code string) bool {
 
 // isConnectionError reports failures of the connection itself (as opposed
 // to errors the server returned), after which the outcome of a statement
-// that was sent is unknown.
+// that was sent is unknown. A context that ended is not one, although
+// context.DeadlineExceeded is a net.Error and pgx reports a statement it
+// stopped for a context as a timeout of the connection.
 func isConnectionError(err error) bool {
-	if err == nil {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var connectErr *pgconn.ConnectError

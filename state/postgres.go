@@ -27,6 +27,7 @@ type Postgres struct {
 	closeOnce sync.Once
 	lastReset atomic.Int64 // UnixNano of the last pool reset
 	watchdogs sync.Map     // *pgx.Conn → *watchdog
+	acquireBy atomic.Pointer[sharedDeadline]
 	cleaner   *cleaner
 
 	stats counters
@@ -97,15 +98,29 @@ func checkSchemaVersion(ctx context.Context, conn *pgx.Conn, schemaName string) 
 	return nil
 }
 
-// Close stops the background cleaner and closes every connection. Calls
-// after the first do nothing; operations after Close fail with ErrClosed.
+// Close stops the background cleaner and closes every connection. It waits
+// for operations in flight to end, but at most QueryTimeout plus the cancel
+// grace (by then every operation has ended, see query): a connection that
+// is never given back, such as one taken from Pool() and leaked, is closed
+// in the background when it is released. Calls after the first do nothing;
+// operations after Close fail with ErrClosed.
 func (p *Postgres) Close() {
 	p.closeOnce.Do(func() {
 		p.closed.Store(true)
-		if p.cleaner != nil {
-			p.cleaner.stop()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if p.cleaner != nil {
+				p.cleaner.stop()
+			}
+			p.pool.Close()
+		}()
+		t := time.NewTimer(p.cfg.QueryTimeout + cancelGrace)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
 		}
-		p.pool.Close()
 	})
 }
 

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,10 +10,11 @@ import (
 )
 
 // query runs one generated statement the way every single-statement
-// operation does: bounded by QueryTimeout (see opContext and acquire),
-// counted, and retried as mode allows. When the bound ends the operation,
-// the error matches context.DeadlineExceeded. run is only called, never
-// kept, so the closure a caller passes stays on its stack.
+// operation does: bounded by QueryTimeout from start to finish (see
+// opContext and acquire; the backoff between retries included), counted,
+// and retried as mode allows. When the bound ends the operation, the error
+// matches context.DeadlineExceeded. run is only called, never kept, so the
+// closure a caller passes stays on its stack.
 func query[T any](ctx context.Context, p *Postgres, mode retryMode, run func(context.Context, gen.DBTX) (T, error)) (T, error) {
 	if tx := boundTx(ctx); tx != nil {
 		// Inside Transact: the transaction's connection, deadline and retry
@@ -23,21 +25,25 @@ func query[T any](ctx context.Context, p *Postgres, mode retryMode, run func(con
 	start := time.Now()
 	ctx, cancel := p.opContext(ctx)
 	defer cancel()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = start.Add(p.cfg.QueryTimeout)
+	}
 	var out T
 	var err error
 	for attempt := 0; ; attempt++ {
 		p.stats.queries.Add(1)
 		var db gen.DBTX
 		var l lease
-		if db, l, err = p.acquire(ctx, start); err == nil {
+		if db, l, err = p.acquire(ctx, deadline); err == nil {
 			out, err = run(ctx, db)
 			err = l.release(err)
 		}
-		if !p.shouldRetry(ctx, mode, err, attempt) {
+		if !p.shouldRetryBefore(ctx, deadline, mode, err, attempt) {
 			break
 		}
 	}
-	if err != nil && ctx.Err() != nil {
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 		err = fmt.Errorf("%w: %w", ctx.Err(), err)
 	}
 	return out, err

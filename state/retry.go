@@ -26,10 +26,20 @@ const (
 	onceOnly
 )
 
-// shouldRetry reports whether attempt (0-based) failed with err in a way that
-// warrants another attempt, and if so sleeps the backoff first. It never
-// retries once ctx is done, and returns false if ctx ends while sleeping.
+// shouldRetry is shouldRetryBefore for an operation bounded by ctx's
+// deadline (every caller gives it one with withTimeout).
 func (p *Postgres) shouldRetry(ctx context.Context, mode retryMode, err error, attempt int) bool {
+	deadline, _ := ctx.Deadline()
+	return p.shouldRetryBefore(ctx, deadline, mode, err, attempt)
+}
+
+// shouldRetryBefore reports whether attempt (0-based) of an operation that
+// must end by deadline (zero: no bound) failed with err in a way that
+// warrants another attempt, and if so sleeps the backoff first. It never
+// retries once ctx is done, nor when the backoff would outlast the deadline:
+// the operation then fails at once with its real error rather than sleeping
+// into a timeout.
+func (p *Postgres) shouldRetryBefore(ctx context.Context, deadline time.Time, mode retryMode, err error, attempt int) bool {
 	if err == nil {
 		return false
 	}
@@ -45,6 +55,9 @@ func (p *Postgres) shouldRetry(ctx context.Context, mode retryMode, err error, a
 	}
 	// Full jitter: spreads the retries of many clients hit by one outage.
 	delay = time.Duration(rand.Int64N(int64(delay)) + 1)
+	if !deadline.IsZero() && delay >= time.Until(deadline) {
+		return false
+	}
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	select {
@@ -76,7 +89,11 @@ func (p *Postgres) resetPool() {
 }
 
 // lostConnection reports errors that mean the session is gone: the server
-// ended it (57P01..57P03, class 08) or the connection itself broke.
+// ended it (57P01..57P03, class 08) or the connection itself broke. A call
+// that timed out or was cancelled is not one, even when pgx closed its
+// connection to stop it: resetting the pool for it would close healthy
+// connections and, under a load of short deadlines, feed itself (reset,
+// redial, time out again).
 func lostConnection(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -55,7 +56,8 @@ func (p *Postgres) detachWatchdog(conn *pgx.Conn) {
 // opContext prepares ctx for a single-statement operation run through
 // acquire: a context that can end keeps pgx's own cancellation, bounded by
 // QueryTimeout; one that never ends (context.Background and its values) is
-// left alone and the connection's watchdog bounds the statement instead.
+// left alone: acquire bounds the wait for a connection and the connection's
+// watchdog bounds the statement instead.
 func (p *Postgres) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	if ctx.Done() == nil {
 		return ctx, noCancel
@@ -69,21 +71,27 @@ type lease struct {
 	dog  *watchdog
 }
 
-// acquire returns what one attempt of an operation that started at start
-// runs on: the pool itself when ctx can end (pgx cancels on it), otherwise a
-// pooled connection with its watchdog armed for the time left. The pool
-// waits for a free connection without a deadline in that case; every
-// connection in use is itself bounded by QueryTimeout.
-func (p *Postgres) acquire(ctx context.Context, start time.Time) (gen.DBTX, lease, error) {
+// acquire returns what one attempt of an operation that must end by
+// deadline runs on: the pool itself when ctx can end (pgx cancels on it),
+// otherwise a pooled connection with its watchdog armed for the time left.
+// Getting that connection is bounded by deadline too: the pool may have to
+// wait for a busy connection to be released, dial a new one, or ping an idle
+// one (pgxpool does after a second of idleness, and its ping has no deadline
+// of its own), and on a silent network any of these could wait forever.
+func (p *Postgres) acquire(ctx context.Context, deadline time.Time) (gen.DBTX, lease, error) {
 	if ctx.Done() != nil {
 		return p.pool, lease{}, nil
 	}
-	left := p.cfg.QueryTimeout - time.Since(start)
-	if left <= 0 {
-		return nil, lease{}, fmt.Errorf("%w: QueryTimeout (%v) spent", context.DeadlineExceeded, p.cfg.QueryTimeout)
+	if time.Until(deadline) <= 0 {
+		return nil, lease{}, p.spent()
 	}
-	c, err := p.pool.Acquire(ctx)
+	actx, cancel := p.acquireContext(ctx, deadline)
+	c, err := p.pool.Acquire(actx)
+	cancel()
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, lease{}, fmt.Errorf("%w: waiting for a connection", p.spent())
+		}
 		return nil, lease{}, err
 	}
 	w, ok := p.watchdogs.Load(c.Conn())
@@ -93,9 +101,53 @@ func (p *Postgres) acquire(ctx context.Context, start time.Time) (gen.DBTX, leas
 		c.Release()
 		return nil, lease{}, fmt.Errorf("%w: connection has no watchdog", ErrUnavailable)
 	}
+	left := time.Until(deadline)
+	if left <= 0 {
+		c.Release()
+		return nil, lease{}, p.spent()
+	}
 	dog := w.(*watchdog)
 	dog.timer.Reset(left)
 	return c, lease{conn: c, dog: dog}, nil
+}
+
+// A sharedDeadline is a context that ends at deadline, shared by the
+// acquires of every operation whose own deadline is at most
+// acquireDeadlineSlack later.
+type sharedDeadline struct {
+	ctx      context.Context
+	cancel   context.CancelFunc // never called: the context ends at deadline by itself
+	deadline time.Time
+}
+
+// acquireDeadlineSlack is how much earlier than its own deadline an
+// operation may give up waiting for a connection, as a fraction of
+// QueryTimeout. It bounds how many shared deadlines are alive at once.
+const acquireDeadlineSlack = 64
+
+// acquireContext returns a context for waiting for a pooled connection that
+// ends no later than deadline. A context of its own per call would cost five
+// allocations and 380 bytes on the path the watchdog keeps free of them; so
+// operations on context.Background() share one that ends at most
+// QueryTimeout/64 before their own deadline, and a new one is made only when
+// the current one ends too early. A context carrying values (which pgx's
+// tracers and hooks may read) gets one of its own.
+func (p *Postgres) acquireContext(ctx context.Context, deadline time.Time) (context.Context, context.CancelFunc) {
+	if ctx != context.Background() {
+		return context.WithDeadline(ctx, deadline)
+	}
+	if d := p.acquireBy.Load(); d != nil && !d.deadline.After(deadline) &&
+		deadline.Sub(d.deadline) <= p.cfg.QueryTimeout/acquireDeadlineSlack {
+		return d.ctx, noCancel
+	}
+	c, cancel := context.WithDeadline(context.Background(), deadline)
+	p.acquireBy.Store(&sharedDeadline{ctx: c, cancel: cancel, deadline: deadline})
+	return c, noCancel
+}
+
+// spent is the error of an operation whose QueryTimeout is used up.
+func (p *Postgres) spent() error {
+	return fmt.Errorf("%w: QueryTimeout (%v) spent", context.DeadlineExceeded, p.cfg.QueryTimeout)
 }
 
 // release ends an attempt begun by acquire and returns its error, marked as
