@@ -11,6 +11,30 @@ import (
 	"github.com/google/uuid"
 )
 
+// pgstate change feed: one row per changed key and write, in revision order.
+type StateChange struct {
+	// Store-wide position of the change; unique, increasing in the order revisions were taken.
+	Revision int64
+	// The entry version written (put) or removed (delete, expire); 0 for a gap.
+	Version int64
+	// Start time of the writing transaction (its now()).
+	ChangedAt time.Time
+	// 1 put, 2 delete, 3 expire (an expired row removed), 0 gap (a revision no write committed).
+	Kind int16
+	Key  []byte
+	// The value written by a put; NULL otherwise.
+	Value []byte
+}
+
+// pgstate change feed state: a single row.
+type StateChangesMetum struct {
+	ID bool
+	// Every revision up to this one is gone from the log (or incomplete): a watcher cannot resume at or below it.
+	CompactedRevision int64
+	// False while the feed is switched off (state_changes_set_enabled).
+	Enabled bool
+}
+
 // pgstate checkpoints: one row per snapshot of state_entries.
 type StateCheckpoint struct {
 	ID        uuid.UUID
