@@ -11,18 +11,21 @@ import (
 )
 
 const changesCompactBefore = `-- name: ChangesCompactBefore :one
-WITH head AS (
+WITH horizon AS (
+    SELECT now() - $1::bigint * interval '1 microsecond' AS oldest_kept
+), head AS (
     SELECT c.revision, c.changed_at
     FROM state_changes AS c
     ORDER BY c.revision
-    LIMIT $1::bigint
+    LIMIT $2::bigint
+), young AS (
+    SELECT min(h.revision) AS revision
+    FROM head AS h, horizon
+    WHERE h.changed_at >= horizon.oldest_kept
 ), cut AS (
     SELECT coalesce(max(h.revision), 0) AS upto
-    FROM head AS h
-    WHERE h.revision < coalesce(
-        (SELECT min(y.revision) FROM head AS y WHERE y.changed_at >= $2::timestamptz),
-        9223372036854775807
-    )
+    FROM head AS h, young
+    WHERE young.revision IS NULL OR h.revision < young.revision
 ), gone AS (
     DELETE FROM state_changes AS c
     WHERE c.revision <= (SELECT cut.upto FROM cut)
@@ -38,8 +41,8 @@ SELECT
 `
 
 type ChangesCompactBeforeParams struct {
-	BatchSize int64
-	Before    time.Time
+	RetentionMicros int64
+	BatchSize       int64
 }
 
 type ChangesCompactBeforeRow struct {
@@ -47,12 +50,12 @@ type ChangesCompactBeforeRow struct {
 	Compacted int64
 }
 
-// ChangesCompactBefore deletes the oldest changes made before the given
-// time, at most batch_size per call: the run of the oldest batch_size rows
-// up to the first one that is not old enough. Returns the rows deleted and
-// the new marker.
+// ChangesCompactBefore deletes the oldest changes made more than retention
+// ago by the database's clock, at most batch_size per call: the run of the
+// oldest batch_size rows up to the first one that is not old enough.
+// Returns the rows deleted and the new marker.
 func (q *Queries) ChangesCompactBefore(ctx context.Context, db DBTX, arg ChangesCompactBeforeParams) (ChangesCompactBeforeRow, error) {
-	row := db.QueryRow(ctx, changesCompactBefore, arg.BatchSize, arg.Before)
+	row := db.QueryRow(ctx, changesCompactBefore, arg.RetentionMicros, arg.BatchSize)
 	var i ChangesCompactBeforeRow
 	err := row.Scan(&i.Deleted, &i.Compacted)
 	return i, err

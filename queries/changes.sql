@@ -102,23 +102,26 @@ SELECT
     (SELECT count(*) FROM gone)::bigint AS deleted,
     (SELECT marked.compacted_revision FROM marked)::bigint AS compacted;
 
--- ChangesCompactBefore deletes the oldest changes made before the given
--- time, at most batch_size per call: the run of the oldest batch_size rows
--- up to the first one that is not old enough. Returns the rows deleted and
--- the new marker.
+-- ChangesCompactBefore deletes the oldest changes made more than retention
+-- ago by the database's clock, at most batch_size per call: the run of the
+-- oldest batch_size rows up to the first one that is not old enough.
+-- Returns the rows deleted and the new marker.
 -- name: ChangesCompactBefore :one
-WITH head AS (
+WITH horizon AS (
+    SELECT now() - sqlc.arg(retention_micros)::bigint * interval '1 microsecond' AS oldest_kept
+), head AS (
     SELECT c.revision, c.changed_at
     FROM state_changes AS c
     ORDER BY c.revision
     LIMIT @batch_size::bigint
+), young AS (
+    SELECT min(h.revision) AS revision
+    FROM head AS h, horizon
+    WHERE h.changed_at >= horizon.oldest_kept
 ), cut AS (
     SELECT coalesce(max(h.revision), 0) AS upto
-    FROM head AS h
-    WHERE h.revision < coalesce(
-        (SELECT min(y.revision) FROM head AS y WHERE y.changed_at >= @before::timestamptz),
-        9223372036854775807
-    )
+    FROM head AS h, young
+    WHERE young.revision IS NULL OR h.revision < young.revision
 ), gone AS (
     DELETE FROM state_changes AS c
     WHERE c.revision <= (SELECT cut.upto FROM cut)

@@ -81,6 +81,12 @@ type Config struct {
 	// math.MaxInt32. Default 0 (keep all).
 	CheckpointRetention int
 
+	// ChangeRetention is how long the change log keeps a change: the
+	// background cleaner (CleanupInterval) deletes older ones, after which a
+	// watch cannot resume from them (ErrCompacted). 0 keeps every change
+	// until CompactChanges. Default 24h.
+	ChangeRetention time.Duration
+
 	// MaxValueSize is the largest value accepted, in bytes. Default 64 MiB;
 	// PostgreSQL itself caps a bytea at 1 GiB.
 	MaxValueSize int
@@ -105,6 +111,7 @@ func DefaultConfig(dsn string) Config {
 		RetryBackoff:     100 * time.Millisecond,
 		LogLevel:         slog.LevelDebug,
 		CleanupBatchSize: 10000,
+		ChangeRetention:  24 * time.Hour,
 		MaxValueSize:     DefaultMaxValueSize,
 	}
 }
@@ -156,6 +163,8 @@ func (c Config) validate() error {
 		return bad("CleanupInterval is %v, want 0 (off) or a positive duration", c.CleanupInterval)
 	case c.CleanupBatchSize < 1 || c.CleanupBatchSize > math.MaxInt32:
 		return bad("CleanupBatchSize is %d, want 1 to %d (the LIMIT of one statement, an int32)", c.CleanupBatchSize, math.MaxInt32)
+	case c.ChangeRetention < 0:
+		return bad("ChangeRetention is %v, want 0 (keep all) or a positive duration", c.ChangeRetention)
 	case c.CheckpointRetention < 0 || c.CheckpointRetention > math.MaxInt32:
 		return bad("CheckpointRetention is %d, want 0 (keep all) to %d (an int32 in SQL)", c.CheckpointRetention, math.MaxInt32)
 	case c.MaxValueSize < 0 || c.MaxValueSize > 1<<30-1:

@@ -60,6 +60,13 @@ var (
 	// ErrInvalidOption: write options that contradict each other or do not
 	// apply to the call.
 	ErrInvalidOption = errors.New("invalid option")
+	// ErrCompacted: a watch needs changes that the change log no longer
+	// holds (compacted, or written while the feed was off). The error is a
+	// *CompactedError carrying the newest revision that is gone.
+	ErrCompacted = errors.New("change log compacted")
+	// ErrChangeFeedOff: the store's change feed is switched off, so a watch
+	// cannot see every change.
+	ErrChangeFeedOff = errors.New("change feed is off")
 )
 
 // interpretError maps a driver error to the package's sentinels, keeping the

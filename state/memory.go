@@ -22,6 +22,7 @@ type Memory struct {
 	mu          sync.RWMutex
 	entries     map[string]memEntry
 	checkpoints map[uuid.UUID]memCheckpoint
+	feed        *memFeed // the change log, memory_watch.go
 	closed      bool
 	// MaxValueSize is the largest value accepted; NewMemory sets
 	// DefaultMaxValueSize.
@@ -49,6 +50,7 @@ func NewMemory() *Memory {
 	return &Memory{
 		entries:      make(map[string]memEntry),
 		checkpoints:  make(map[uuid.UUID]memCheckpoint),
+		feed:         newMemFeed(),
 		MaxValueSize: DefaultMaxValueSize,
 		Now:          time.Now,
 	}
@@ -59,6 +61,7 @@ func (m *Memory) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
+	m.feed.close()
 }
 
 func (e memEntry) live(now time.Time) bool {
@@ -192,6 +195,7 @@ func (m *Memory) store(e Entry, now time.Time) {
 		}
 	}
 	m.entries[k] = next
+	m.logPut(k, next, now)
 }
 
 // Delete implements Backend.
@@ -204,6 +208,7 @@ func (m *Memory) Delete(ctx context.Context, key []byte) error {
 	if err := checkKey(key); err != nil {
 		return memFail("delete", err)
 	}
+	m.logRemove(string(key), m.Now())
 	delete(m.entries, string(key))
 	return nil
 }
@@ -232,6 +237,10 @@ func (m *Memory) Clear(ctx context.Context) error {
 	defer m.mu.Unlock()
 	if err := m.ready(ctx); err != nil {
 		return memFail("clear", err)
+	}
+	now := m.Now()
+	for k := range m.entries {
+		m.logRemove(k, now)
 	}
 	clear(m.entries)
 	return nil
@@ -395,6 +404,7 @@ func (m *Memory) DeleteMany(ctx context.Context, keys [][]byte) (int64, error) {
 	var n int64
 	for _, k := range keys {
 		if _, ok := m.entries[string(k)]; ok {
+			m.logRemove(string(k), m.Now())
 			delete(m.entries, string(k))
 			n++
 		}
@@ -413,6 +423,7 @@ func (m *Memory) CleanupExpired(ctx context.Context) (int64, error) {
 	var n int64
 	for k, e := range m.entries {
 		if !e.live(now) {
+			m.logRemove(k, now)
 			delete(m.entries, k)
 			n++
 		}
@@ -490,9 +501,14 @@ func (m *Memory) RestoreCheckpoint(ctx context.Context, id uuid.UUID) error {
 	if !ok {
 		return memFail(fmt.Sprintf("restore checkpoint %s", id), ErrCheckpointNotFound)
 	}
+	now := m.Now()
+	for k := range m.entries {
+		m.logRemove(k, now)
+	}
 	m.entries = make(map[string]memEntry, len(cp.entries))
 	for k, e := range cp.entries {
 		m.entries[k] = e
+		m.logPut(k, e, now)
 	}
 	return nil
 }

@@ -20,10 +20,12 @@ func (m *Memory) Transact(ctx context.Context, fn TxFunc) error {
 		entries:      maps.Clone(m.entries),
 		MaxValueSize: m.MaxValueSize,
 		Now:          m.Now,
+		feed:         m.feed.txFeed(),
 	}
 	if err := fn(ctx, tx); err != nil {
 		return err
 	}
 	m.entries = tx.entries
+	m.feed.commit(tx.feed)
 	return nil
 }

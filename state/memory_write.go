@@ -126,7 +126,9 @@ func (m *Memory) CountPrefix(ctx context.Context, prefix []byte) (int64, error) 
 // deleteKeys removes keys; callers hold the write lock. Every delete of
 // the memory store goes through here.
 func (m *Memory) deleteKeys(keys [][]byte) {
+	now := m.Now()
 	for _, k := range keys {
+		m.logRemove(string(k), now)
 		delete(m.entries, string(k))
 	}
 }

@@ -114,6 +114,7 @@ func startCleaner(p *Postgres, interval time.Duration) *cleaner {
 				return
 			case <-t.C:
 				p.cleanupRound(ctx)
+				p.compactChangesRound(ctx)
 			}
 		}
 	}()

@@ -425,3 +425,66 @@ func (p *Postgres) CompactChanges(ctx context.Context, revision int64) (int64, e
 		prev = r.Compacted
 	}
 }
+
+// ChangeFeedStatus describes a store's change feed.
+type ChangeFeedStatus struct {
+	Enabled   bool  // false while the feed is switched off
+	Revision  int64 // the current revision
+	Compacted int64 // every revision up to this one is gone from the log
+	LogBytes  int64 // size of the log on disk, indexes included
+}
+
+// ChangeFeed reports the state of the store's change feed.
+func (p *Postgres) ChangeFeed(ctx context.Context) (ChangeFeedStatus, error) {
+	if err := p.usable(); err != nil {
+		return ChangeFeedStatus{}, p.fail(ctx, "change feed", err)
+	}
+	r, err := query(ctx, p, idempotent, p.q.ChangesStatus)
+	if err != nil {
+		return ChangeFeedStatus{}, p.fail(ctx, "change feed", err)
+	}
+	return ChangeFeedStatus{Enabled: r.Enabled, Revision: r.Revision, Compacted: r.CompactedRevision, LogBytes: r.LogBytes}, nil
+}
+
+// SetChangeFeed switches the store's change feed on or off, for every
+// process using the store (it disables the triggers that fill the log; the
+// role must own the store's tables). Off, writes cost what they cost
+// without a feed, and watches fail with ErrChangeFeedOff. Switching it back
+// on compacts the log up to a new revision, because the writes made while
+// it was off are missing: a watch cannot resume from before that point
+// (ErrCompacted).
+func (p *Postgres) SetChangeFeed(ctx context.Context, enabled bool) error {
+	if err := p.usable(); err != nil {
+		return p.fail(ctx, "set change feed", err)
+	}
+	if _, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) (bool, error) {
+		return p.q.ChangesSetEnabled(ctx, db, enabled)
+	}); err != nil {
+		return p.fail(ctx, "set change feed", err)
+	}
+	return nil
+}
+
+// compactChangesRound applies ChangeRetention; the background cleaner runs
+// it after each cleanup round. Every process may run it at once: the
+// deletes are idempotent and the marker only moves forward.
+func (p *Postgres) compactChangesRound(ctx context.Context) {
+	if p.cfg.ChangeRetention <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.QueryTimeout)
+	defer cancel()
+	micros := int64(p.cfg.ChangeRetention / time.Microsecond)
+	for {
+		r, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) (gen.ChangesCompactBeforeRow, error) {
+			return p.q.ChangesCompactBefore(ctx, db, gen.ChangesCompactBeforeParams{RetentionMicros: micros, BatchSize: compactBatch})
+		})
+		if err != nil {
+			p.stats.errors.Add(1)
+			return
+		}
+		if r.Deleted < compactBatch {
+			return
+		}
+	}
+}

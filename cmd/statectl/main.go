@@ -120,6 +120,8 @@ func init() {
 		{"vacuum", "vacuum", "VACUUM ANALYZE the store's tables", cmdVacuum},
 		{"stats", "stats", "print entry counts and table sizes", cmdStats},
 		{"health", "health", "check the connection and the schema version", cmdHealth},
+		{"watch", "watch [--prefix P] [--from REV] [--values] [--limit N]", "print each change as it happens, one line (or JSON object) each", cmdWatch},
+		{"feed", "feed status|on|off|compact --to REV", "show, switch or compact the change feed", cmdFeed},
 		{"help", "help", "print this help", cmdHelp},
 	}
 }

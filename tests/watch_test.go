@@ -1,0 +1,266 @@
+package tests
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pgstate/pgstate/internal/testdb"
+	"github.com/pgstate/pgstate/state"
+)
+
+// watchEvents runs a watch in the background and sends what it delivers
+// (an event, or the error that ended it) on the returned channel until the
+// test ends.
+func watchEvents(t *testing.T, w state.Watcher, prefix string, opts ...state.WatchOption) <-chan watchItem {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan watchItem, 1024)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev, err := range w.Watch(ctx, []byte(prefix), opts...) {
+			select {
+			case out <- watchItem{ev, err}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return out
+}
+
+type watchItem struct {
+	ev  state.Event
+	err error
+}
+
+// next returns the next event within limit, failing the test on an error or
+// a timeout.
+func next(t *testing.T, items <-chan watchItem, limit time.Duration) state.Event {
+	t.Helper()
+	select {
+	case it := <-items:
+		if it.err != nil {
+			t.Fatalf("watch: %v", it.err)
+		}
+		return it.ev
+	case <-time.After(limit):
+		t.Fatalf("no event within %v", limit)
+	}
+	return state.Event{}
+}
+
+// nextErr returns the error that ends the watch, skipping events.
+func nextErr(t *testing.T, items <-chan watchItem, limit time.Duration) error {
+	t.Helper()
+	deadline := time.After(limit)
+	for {
+		select {
+		case it := <-items:
+			if it.err != nil {
+				return it.err
+			}
+		case <-deadline:
+			t.Fatalf("the watch did not fail within %v", limit)
+		}
+	}
+}
+
+// TestWatchGap is the gap problem of sequence-based logs: writer A takes its
+// revision first and commits after writer B. The watch must not move past
+// A's revision while A is open (its gap fill waits on A's row), and must
+// then deliver A's change (commit) or skip the revision (rollback).
+func TestWatchGap(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		commit bool
+	}{
+		{"HolderCommits", true},
+		{"HolderRollsBack", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := testdb.Open(t, nil)
+			admin := testdb.Conn(t, s.Config().DSN)
+			from, err := s.Revision(bg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx, err := s.Pool().Begin(bg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(bg)
+			if _, err := tx.Exec(bg, `INSERT INTO state_entries (key, value) VALUES ('gap/a', 'a')`); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Put(bg, []byte("gap/b"), []byte("b")); err != nil {
+				t.Fatal(err)
+			}
+			items := watchEvents(t, s, "gap/", state.FromRevision(from+1))
+			// The watch resolves the hole at A's revision with a gap row,
+			// whose insert waits for A's transaction.
+			waitFor(t, 30*time.Second, "the watch's gap fill to wait on A", func() bool {
+				return queryInt(t, admin, `SELECT count(*) FROM pg_stat_activity
+					WHERE datname = current_database() AND wait_event_type = 'Lock'
+						AND query LIKE '%ChangesFillGaps%'`) > 0
+			})
+			select {
+			case it := <-items:
+				t.Fatalf("delivered %+v (%v) while A's revision is in flight", it.ev, it.err)
+			default:
+			}
+			want := []string{"gap/b"}
+			if tc.commit {
+				err = tx.Commit(bg)
+				want = []string{"gap/a", "gap/b"}
+			} else {
+				err = tx.Rollback(bg)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			var revs []int64
+			for range want {
+				ev := next(t, items, 30*time.Second)
+				got = append(got, string(ev.Key))
+				revs = append(revs, ev.Revision)
+			}
+			if !slices.Equal(got, want) || !slices.IsSorted(revs) {
+				t.Fatalf("got %q at revisions %v, want %q in revision order", got, revs, want)
+			}
+			// Nothing else: the next write is the next event.
+			if err := s.Put(bg, []byte("gap/c"), []byte("c")); err != nil {
+				t.Fatal(err)
+			}
+			if ev := next(t, items, 30*time.Second); string(ev.Key) != "gap/c" {
+				t.Fatalf("after the gap: %q, want gap/c", ev.Key)
+			}
+		})
+	}
+}
+
+// TestWatchRevisionTakenByGapRow: a writer that stalls between taking its
+// revision and inserting its change row may find that a watch has filled
+// that revision with a gap row in the meantime. The trigger turns this into
+// a serialization failure, which the store retries with a new revision.
+func TestWatchRevisionTakenByGapRow(t *testing.T) {
+	t.Parallel()
+	s := testdb.Open(t, nil)
+	admin := testdb.Conn(t, s.Config().DSN)
+	from, err := s.Revision(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The writer's next revision, as a watch would fill it.
+	taken := queryInt(t, admin, `SELECT nextval('state_changes_revision_seq') + 1`)
+	if _, err := admin.Exec(bg, `INSERT INTO state_changes (revision, kind) VALUES ($1, 0)`, taken); err != nil {
+		t.Fatal(err)
+	}
+	retries := s.Stats().Retries
+	if err := s.Put(bg, []byte("k"), []byte("v")); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if s.Stats().Retries == retries {
+		t.Fatal("the Put was not retried after its revision was taken")
+	}
+	items := watchEvents(t, s, "", state.FromRevision(from+1))
+	ev := next(t, items, 30*time.Second)
+	if string(ev.Key) != "k" || ev.Revision <= taken {
+		t.Fatalf("got %q at revision %d, want k after revision %d", ev.Key, ev.Revision, taken)
+	}
+	if err := s.Put(bg, []byte("k2"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, items, 30*time.Second); string(ev.Key) != "k2" {
+		t.Fatalf("then %q, want k2 (k exactly once)", ev.Key)
+	}
+}
+
+// TestWatchRetention: the background cleaner compacts changes older than
+// ChangeRetention, and a watch that needs them fails with ErrCompacted.
+func TestWatchRetention(t *testing.T) {
+	t.Parallel()
+	s := testdb.Open(t, func(c *state.Config) {
+		c.CleanupInterval = 20 * time.Millisecond
+		c.ChangeRetention = time.Millisecond
+	})
+	for i := range 5 {
+		if err := s.Put(bg, fmt.Appendf(nil, "k%d", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rev, err := s.Revision(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the cleaner to compact the log", func() bool {
+		st, err := s.ChangeFeed(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Compacted >= rev
+	})
+	err = nextErr(t, watchEvents(t, s, "", state.FromRevision(1)), 30*time.Second)
+	var ce *state.CompactedError
+	if !errors.Is(err, state.ErrCompacted) || !errors.As(err, &ce) || ce.Compacted < rev {
+		t.Fatalf("watch from 1: %v, want ErrCompacted up to at least %d", err, rev)
+	}
+}
+
+// TestWatchFeedSwitch: switched off, the feed records nothing and watches
+// fail with ErrChangeFeedOff; switched back on, no watch can resume from
+// before the switch, since the writes made meanwhile are missing.
+func TestWatchFeedSwitch(t *testing.T) {
+	t.Parallel()
+	s := testdb.Open(t, nil)
+	if err := s.Put(bg, []byte("before"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.Revision(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := watchEvents(t, s, "", state.FromRevision(before+1))
+	if err := s.SetChangeFeed(bg, false); err != nil {
+		t.Fatalf("SetChangeFeed(false): %v", err)
+	}
+	if err := nextErr(t, running, 30*time.Second); !errors.Is(err, state.ErrChangeFeedOff) {
+		t.Fatalf("running watch: %v, want ErrChangeFeedOff", err)
+	}
+	if err := s.Put(bg, []byte("while-off"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.ChangeFeed(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Enabled || st.Revision != before {
+		t.Fatalf("feed off: %+v, want disabled at revision %d", st, before)
+	}
+	if err := s.SetChangeFeed(bg, true); err != nil {
+		t.Fatalf("SetChangeFeed(true): %v", err)
+	}
+	if err := nextErr(t, watchEvents(t, s, "", state.FromRevision(before+1)), 30*time.Second); !errors.Is(err, state.ErrCompacted) {
+		t.Fatalf("resuming across the switch: %v, want ErrCompacted", err)
+	}
+	now, err := s.Revision(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := watchEvents(t, s, "", state.FromRevision(now+1))
+	if err := s.Put(bg, []byte("after"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, items, 30*time.Second); string(ev.Key) != "after" {
+		t.Fatalf("after switching back on: %q, want after", ev.Key)
+	}
+}
