@@ -97,14 +97,13 @@ type Entry struct {
 	CreatedAt time.Time // when the key was first written
 	UpdatedAt time.Time // when the entry was last written
 	ExpiresAt time.Time // zero when the entry does not expire
-	// Version is 1 when the key's row is created and strictly increases
-	// with every later write of the key, so a reader can tell that an entry
-	// changed. It is not a count of writes: a write retried after its
-	// connection broke may already have been applied by the attempt whose
-	// reply was lost, and then advances it by more than one. A Delete (or
-	// the cleanup of an expired entry) removes the row, so the next write
-	// starts again at 1; RestoreCheckpoint brings back the versions the
-	// checkpoint holds.
+	// Version is 1 when the key's row is created and grows by exactly one
+	// with every later write of the key that commits, so a reader can tell
+	// that an entry changed and IfVersion can compare. A write is never
+	// applied twice: one whose connection broke after it was sent is not
+	// repeated but fails with ErrOutcomeUnknown. A Delete (or the cleanup
+	// of an expired entry) removes the row, so the next write starts again
+	// at 1; RestoreCheckpoint brings back the versions the checkpoint holds.
 	Version int64
 }
 

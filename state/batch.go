@@ -40,10 +40,10 @@ func (p *Postgres) BatchPut(ctx context.Context, entries []Entry) error {
 	}
 	if len(arg.Keys) >= copyThreshold {
 		tctx, cancel := p.withTimeout(ctx)
-		err = p.inTx(tctx, idempotent, func(tx pgx.Tx) error { return p.copyOrUpsert(tctx, tx, arg) })
+		err = p.inTx(tctx, onceOnly, func(tx pgx.Tx) error { return p.copyOrUpsert(tctx, tx, arg) })
 		cancel()
 	} else {
-		_, err = query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) (int64, error) {
+		_, err = query(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) (int64, error) {
 			return p.q.EntriesUpsertMany(ctx, db, arg)
 		})
 	}

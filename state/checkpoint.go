@@ -71,7 +71,7 @@ func (p *Postgres) RestoreCheckpoint(ctx context.Context, id uuid.UUID) error {
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
-	err := p.inTx(ctx, idempotent, func(tx pgx.Tx) error {
+	err := p.inTx(ctx, onceOnly, func(tx pgx.Tx) error {
 		p.stats.queries.Add(4)
 		if _, err := p.q.CheckpointLockShared(ctx, tx, id); err != nil {
 			if isNoRows(err) {
@@ -147,9 +147,37 @@ func (p *Postgres) inTx(ctx context.Context, mode retryMode, fn func(pgx.Tx) err
 	var err error
 	for attempt := 0; ; attempt++ {
 		p.stats.transactions.Add(1)
-		err = pgx.BeginTxFunc(ctx, p.pool, txOptions, fn)
+		err = p.txOnce(ctx, fn)
 		if !p.shouldRetry(ctx, mode, err, attempt) {
 			return err
 		}
 	}
+}
+
+// txOnce runs one attempt of inTx. A failure before COMMIT was sent leaves
+// nothing behind, whatever mode says; a failed COMMIT whose outcome is
+// unknown is marked ErrOutcomeUnknown, which is never retried.
+func (p *Postgres) txOnce(ctx context.Context, fn func(pgx.Tx) error) error {
+	tx, err := p.pool.BeginTx(ctx, txOptions)
+	if err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	if err := fn(tx); err != nil {
+		if lostConnection(err) {
+			// COMMIT was never sent: the server rolled it all back.
+			return &abortedTx{err}
+		}
+		return err
+	}
+	committed = true
+	if err := tx.Commit(ctx); err != nil {
+		return commitError(err)
+	}
+	return nil
 }

@@ -213,7 +213,7 @@ func (p *Postgres) put(ctx context.Context, op string, arg gen.EntryPutParams) e
 	if err := p.checkWrite(arg.Key, arg.Value); err != nil {
 		return p.fail(ctx, op, err)
 	}
-	err := exec(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) error {
+	err := exec(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) error {
 		return p.q.EntryPut(ctx, db, arg)
 	})
 	if err != nil {
@@ -229,7 +229,7 @@ func (p *Postgres) Delete(ctx context.Context, key []byte) error {
 	if err := p.checkKey(key); err != nil {
 		return p.fail(ctx, "delete", err)
 	}
-	_, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) (int64, error) {
+	_, err := query(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) (int64, error) {
 		return p.q.EntryDelete(ctx, db, key)
 	})
 	if err != nil {
@@ -289,7 +289,7 @@ func (p *Postgres) Clear(ctx context.Context) error {
 	if err := p.usable(); err != nil {
 		return p.fail(ctx, "clear", err)
 	}
-	if _, err := query(ctx, p, idempotent, p.q.EntriesDeleteAll); err != nil {
+	if _, err := query(ctx, p, onceOnly, p.q.EntriesDeleteAll); err != nil {
 		return p.fail(ctx, "clear", err)
 	}
 	p.stats.deletes.Add(1)

@@ -30,18 +30,24 @@ func query[T any](ctx context.Context, p *Postgres, mode retryMode, run func(con
 		deadline = start.Add(p.cfg.QueryTimeout)
 	}
 	var out T
-	var err error
+	var err, stmtErr error
 	for attempt := 0; ; attempt++ {
 		p.stats.queries.Add(1)
 		var db gen.DBTX
 		var l lease
+		stmtErr = nil
 		if db, l, err = p.acquire(ctx, deadline); err == nil {
 			out, err = run(ctx, db)
+			stmtErr = err
 			err = l.release(err)
 		}
 		if !p.shouldRetryBefore(ctx, deadline, mode, err, attempt) {
 			break
 		}
+	}
+	if mode == onceOnly && outcomeUnknown(stmtErr) {
+		// The write was sent and no answer says it failed.
+		err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	}
 	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 		err = fmt.Errorf("%w: %w", ctx.Err(), err)

@@ -16,13 +16,19 @@ const maxRetryDelay = 5 * time.Second
 type retryMode int
 
 const (
-	// idempotent operations give the same result when repeated after an
-	// unknown outcome (a connection lost after the statement was sent):
-	// reads, Put, Delete, BatchPut, Clear, RestoreCheckpoint.
+	// idempotent operations can be repeated after an unknown outcome (a
+	// connection lost after the statement was sent) without anyone being
+	// able to tell: reads, and maintenance such as cleanup and VACUUM.
 	idempotent retryMode = iota
-	// onceOnly operations are retried only when the failed attempt certainly
-	// changed nothing: it was never sent, or the server rolled it back
-	// (serialization failure, deadlock).
+	// onceOnly operations are the writes. They are retried only when the
+	// failed attempt certainly changed nothing: it was never sent, the
+	// server rolled it back (serialization failure, deadlock) or said that
+	// it ended the session (57P01-57P03, class 08, which abort the
+	// statement). A write whose reply was lost is not repeated, even an
+	// "idempotent" Put: the first attempt may have committed and been seen
+	// by others, and a second one would apply the write again after writes
+	// made in between, which no order of the calls explains. The caller
+	// gets ErrOutcomeUnknown instead.
 	onceOnly
 )
 
@@ -102,10 +108,24 @@ func lostConnection(err error) bool {
 	return isConnectionError(err) && !isCertificateError(err)
 }
 
+// abortedTx is a transaction that lost its connection before COMMIT was
+// sent: the server rolled it back, so it can run again even if it writes.
+type abortedTx struct{ err error }
+
+func (e *abortedTx) Error() string { return e.err.Error() }
+func (e *abortedTx) Unwrap() error { return e.err }
+
 // transient reports failures that another attempt may not meet.
 func transient(err error, mode retryMode) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
+	}
+	if errors.Is(err, ErrOutcomeUnknown) {
+		return false
+	}
+	var aborted *abortedTx
+	if errors.As(err, &aborted) {
+		return true
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -113,7 +133,9 @@ func transient(err error, mode retryMode) bool {
 		case "40001", "40P01": // serialization failure, deadlock: rolled back
 			return true
 		}
-		return mode == idempotent && isConnectionClass(pgErr.Code)
+		// The server ended the session and said so: the statement it was
+		// running, if any, was aborted with it.
+		return isConnectionClass(pgErr.Code)
 	}
 	if isCertificateError(err) {
 		// A certificate that fails verification fails the same way again.

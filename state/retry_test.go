@@ -14,6 +14,9 @@ import (
 func TestTransientClassification(t *testing.T) {
 	t.Parallel()
 	pg := func(code string) error { return fmt.Errorf("wrapped: %w", &pgconn.PgError{Code: code}) }
+	// A session the server ended and said so (57P01-57P03, class 08) had
+	// its statement aborted: every operation may run again. A connection
+	// that just broke leaves a write's outcome unknown: only reads retry.
 	tests := []struct {
 		name          string
 		err           error
@@ -22,10 +25,10 @@ func TestTransientClassification(t *testing.T) {
 	}{
 		{"SerializationFailure", pg("40001"), true, true},
 		{"Deadlock", pg("40P01"), true, true},
-		{"AdminShutdown", pg("57P01"), true, false},
-		{"CrashShutdown", pg("57P02"), true, false},
-		{"CannotConnectNow", pg("57P03"), true, false},
-		{"ConnectionFailure", pg("08006"), true, false},
+		{"AdminShutdown", pg("57P01"), true, true},
+		{"CrashShutdown", pg("57P02"), true, true},
+		{"CannotConnectNow", pg("57P03"), true, true},
+		{"ConnectionFailure", pg("08006"), true, true},
 		{"UniqueViolation", pg("23505"), false, false},
 		{"SyntaxError", pg("42601"), false, false},
 		{"QueryCanceled", pg("57014"), false, false},
@@ -33,6 +36,10 @@ func TestTransientClassification(t *testing.T) {
 		{"Canceled", context.Canceled, false, false},
 		{"DeadlineExceeded", fmt.Errorf("x: %w", context.DeadlineExceeded), false, false},
 		{"Other", errors.New("something else"), false, false},
+		// A write whose reply was lost is never repeated; a transaction
+		// that lost its connection before COMMIT was rolled back.
+		{"OutcomeUnknown", fmt.Errorf("%w: %w", ErrOutcomeUnknown, io.ErrUnexpectedEOF), false, false},
+		{"AbortedTransaction", &abortedTx{io.ErrUnexpectedEOF}, true, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -83,24 +83,23 @@ func (p *Postgres) Transact(ctx context.Context, fn TxFunc) error {
 		if err == nil {
 			return nil
 		}
-		switch {
-		case ctx.Err() != nil, errors.Is(err, ErrOutcomeUnknown):
-		case rolledBack(err):
-			if sleepCtx(ctx, txBackoff(p.cfg.RetryBackoff, attempt)) {
-				p.stats.retries.Add(1)
-				continue
+		again := !errors.Is(err, ErrOutcomeUnknown) &&
+			(rolledBack(err) || lostConnection(err) && lost < p.cfg.MaxRetries)
+		if again && sleepCtx(ctx, txBackoff(p.cfg.RetryBackoff, attempt)) {
+			if !rolledBack(err) {
+				lost++
 			}
-		case lostConnection(err) && lost < p.cfg.MaxRetries:
-			lost++
-			if sleepCtx(ctx, txBackoff(p.cfg.RetryBackoff, attempt)) {
-				p.stats.retries.Add(1)
-				continue
-			}
+			p.stats.retries.Add(1)
+			continue
 		}
-		if fromFn {
-			return err
+		if !fromFn {
+			return p.fail(ctx, "transact", err)
 		}
-		return p.fail(ctx, "transact", err)
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+			// The bound ended the retries: say so, as every operation does.
+			return fmt.Errorf("%w: %w", ctxErr, err)
+		}
+		return err
 	}
 }
 

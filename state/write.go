@@ -148,16 +148,6 @@ func outcomeUnknown(err error) bool {
 	return err != nil && !errors.As(err, &pgErr)
 }
 
-// writeMode says how a write with these options may be retried: a plain
-// put is idempotent, but a condition or a request for the previous entry
-// would see its own earlier attempt and answer wrongly.
-func (o writeOptions) mode() retryMode {
-	if o.conditional || o.prev {
-		return onceOnly
-	}
-	return idempotent
-}
-
 func (o writeOptions) params(key, value []byte) (gen.EntryWriteParams, error) {
 	arg := gen.EntryWriteParams{
 		Key:          key,
@@ -202,8 +192,8 @@ func prevEntry(key []byte, want, existed bool, version int64, value []byte, md j
 // conditions on the current version (IfVersion, IfAbsent), keeping the TTL
 // or metadata of the entry it replaces, and returning that entry. It is one
 // statement. A failed condition writes nothing and returns a
-// *VersionMismatchError. A conditional put whose connection breaks after it
-// was sent is not retried: it fails with ErrOutcomeUnknown.
+// *VersionMismatchError. Like every write, a put whose connection breaks
+// after it was sent is not retried: it fails with ErrOutcomeUnknown.
 func (p *Postgres) PutEntry(ctx context.Context, key, value []byte, opts ...WriteOption) (WriteResult, error) {
 	o, err := collectWriteOptions(opts, false)
 	if err == nil {
@@ -216,14 +206,22 @@ func (p *Postgres) PutEntry(ctx context.Context, key, value []byte, opts ...Writ
 	if err != nil {
 		return WriteResult{}, p.fail(ctx, "put entry", err)
 	}
-	var stmtErr error
-	row, err := query(ctx, p, o.mode(), func(ctx context.Context, db gen.DBTX) (gen.EntryWriteRow, error) {
-		row, err := p.q.EntryWrite(ctx, db, arg)
-		stmtErr = err
-		return row, err
-	})
-	if err != nil {
-		return WriteResult{}, p.fail(ctx, "put entry", markUnknown(o, err, stmtErr))
+	var row gen.EntryWriteRow
+	for range maxStaleConditions {
+		row, err = query(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) (gen.EntryWriteRow, error) {
+			return p.q.EntryWrite(ctx, db, arg)
+		})
+		if err != nil {
+			return WriteResult{}, p.fail(ctx, "put entry", err)
+		}
+		// A condition that failed although the version the statement saw
+		// matches means the row was inserted by a transaction that
+		// committed after the statement's snapshot was taken (the insert
+		// then met the row's lock). Nothing was written, so the statement
+		// can run again and see that row.
+		if row.Version != 0 || row.CurrentVersion != o.expected {
+			break
+		}
 	}
 	if row.Version == 0 {
 		return WriteResult{}, p.fail(ctx, "put entry", mismatch(key, o.expected, row.CurrentVersion))
@@ -238,8 +236,8 @@ func (p *Postgres) PutEntry(ctx context.Context, key, value []byte, opts ...Writ
 }
 
 // DeleteEntry deletes key with options (IfVersion, WithPrevEntry) and says
-// whether a live entry existed. Like PutEntry it is one statement, and a
-// conditional delete is never retried after it was sent.
+// whether a live entry existed. Like PutEntry it is one statement, never
+// retried after it was sent.
 func (p *Postgres) DeleteEntry(ctx context.Context, key []byte, opts ...WriteOption) (WriteResult, error) {
 	o, err := collectWriteOptions(opts, true)
 	if err == nil {
@@ -249,14 +247,11 @@ func (p *Postgres) DeleteEntry(ctx context.Context, key []byte, opts ...WriteOpt
 		return WriteResult{}, p.fail(ctx, "delete entry", err)
 	}
 	arg := gen.EntryDeleteIfParams{Key: key, Conditional: o.conditional, Expected: o.expected, WantPrev: o.prev}
-	var stmtErr error
-	row, err := query(ctx, p, o.mode(), func(ctx context.Context, db gen.DBTX) (gen.EntryDeleteIfRow, error) {
-		row, err := p.q.EntryDeleteIf(ctx, db, arg)
-		stmtErr = err
-		return row, err
+	row, err := query(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) (gen.EntryDeleteIfRow, error) {
+		return p.q.EntryDeleteIf(ctx, db, arg)
 	})
 	if err != nil {
-		return WriteResult{}, p.fail(ctx, "delete entry", markUnknown(o, err, stmtErr))
+		return WriteResult{}, p.fail(ctx, "delete entry", err)
 	}
 	if o.conditional && !row.Deleted {
 		return WriteResult{}, p.fail(ctx, "delete entry", mismatch(key, o.expected, row.CurrentVersion))
@@ -268,16 +263,10 @@ func (p *Postgres) DeleteEntry(ctx context.Context, key []byte, opts ...WriteOpt
 	}, nil
 }
 
-// markUnknown marks err with ErrOutcomeUnknown when the write was not safe
-// to repeat and its last statement (stmtErr) was sent without an answer. An
-// error that did not come from the statement (no connection could be had)
-// means it was never sent.
-func markUnknown(o writeOptions, err, stmtErr error) error {
-	if o.mode() == onceOnly && stmtErr != nil && errors.Is(err, stmtErr) && outcomeUnknown(stmtErr) {
-		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
-	}
-	return err
-}
+// maxStaleConditions bounds how often PutEntry runs its statement again
+// after a condition failed on a row newer than the statement's snapshot;
+// each rerun needs another insert of the same key to commit in between.
+const maxStaleConditions = 8
 
 // DeletePrefix deletes every entry whose key starts with prefix, in one
 // statement, and returns how many live entries it removed (etcd's range
@@ -290,7 +279,7 @@ func (p *Postgres) DeletePrefix(ctx context.Context, prefix []byte) (int64, erro
 		return 0, nil
 	}
 	lower, upper := nonNil(prefix), PrefixEnd(prefix)
-	n, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) (int64, error) {
+	n, err := query(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) (int64, error) {
 		return deleteRange(ctx, p.q, db, lower, upper)
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -16,10 +17,11 @@ import (
 )
 
 // TestVersionStrictlyIncreases checks what Entry.Version documents: 1 when
-// the key's row is created, then strictly increasing with every write of
-// any kind; one step per write when nothing fails, and more than one when a
-// write is retried after its connection broke past the commit (provoked
-// here with a proxy that loses the server's reply to a committed Put).
+// the key's row is created, then one more with every write of any kind
+// that commits, and exactly one even when the connection broke past the
+// commit (provoked here with a proxy that loses the server's reply to a
+// committed Put): such a write is not repeated, it fails with
+// ErrOutcomeUnknown.
 func TestVersionStrictlyIncreases(t *testing.T) {
 	t.Parallel()
 	proxy, dsn := proxiedDSN(t, testdb.DSN(t))
@@ -115,30 +117,27 @@ func TestVersionStrictlyIncreases(t *testing.T) {
 	}
 	last = version()
 
-	// The server commits a Put, its reply is lost, the Put is retried on a
-	// new connection and applied again: still strictly increasing, but by
-	// two. The README and Entry.Version say exactly this.
+	// The server commits a Put and its reply is lost. The Put is not
+	// repeated (a second attempt would apply it again, after whatever was
+	// written in between): it fails with ErrOutcomeUnknown, and the
+	// version shows the one write that committed.
 	retries := p.Stats().Retries
 	proxy.cutAfterReply("INSERT 0 1")
-	if err := p.Put(bg, key, []byte("retried")); err != nil {
-		t.Fatalf("Put whose reply was lost: %v (MaxRetries %d)", err, cfg.MaxRetries)
+	err := p.Put(bg, key, []byte("lost-reply"))
+	if !errors.Is(err, state.ErrOutcomeUnknown) || !errors.Is(err, state.ErrUnavailable) {
+		t.Fatalf("Put whose reply was lost = %v, want ErrOutcomeUnknown (and ErrUnavailable)", err)
 	}
 	if n := proxy.cut.Load(); n != 1 {
 		t.Fatalf("the proxy cut %d replies, want 1", n)
 	}
-	if got := p.Stats().Retries - retries; got < 1 {
-		t.Fatalf("%d retries after the lost reply, want at least 1", got)
+	if got := p.Stats().Retries - retries; got != 0 {
+		t.Fatalf("%d retries after the lost reply, want none", got)
 	}
-	v := version()
-	t.Logf("a Put retried after its committed reply was lost moved the version from %d to %d", last, v)
-	if v <= last {
-		t.Fatalf("version after the retried Put = %d, want more than %d", v, last)
+	if v := version(); v != last+1 {
+		t.Fatalf("version after the Put whose reply was lost = %d, want %d: it committed once", v, last+1)
 	}
-	if v != last+2 {
-		t.Fatalf("version after the retried Put = %d, want %d: the first attempt committed and the retry applied the write again", v, last+2)
-	}
-	if e, _, err := p.GetEntry(bg, key); err != nil || string(e.Value) != "retried" {
-		t.Fatalf("value after the retried Put = %q, %v", e.Value, err)
+	if e, _, err := p.GetEntry(bg, key); err != nil || string(e.Value) != "lost-reply" {
+		t.Fatalf("value after the Put whose reply was lost = %q, %v; it committed", e.Value, err)
 	}
 
 	// A Delete removes the row: the next write creates it again at 1.
@@ -154,8 +153,8 @@ func TestVersionStrictlyIncreases(t *testing.T) {
 }
 
 // TestVersionDocMatches keeps Entry.Version's documentation in step with
-// TestVersionStrictlyIncreases: it promises strict increase, not one step
-// per write, because a retried write can be applied twice.
+// TestVersionStrictlyIncreases: one step per committed write, because no
+// write is ever applied twice.
 func TestVersionDocMatches(t *testing.T) {
 	t.Parallel()
 	f, err := parser.ParseFile(token.NewFileSet(), "../state/backend.go", nil, parser.ParseComments)
@@ -176,7 +175,7 @@ func TestVersionDocMatches(t *testing.T) {
 		return false
 	})
 	doc = strings.Join(strings.Fields(doc), " ")
-	for _, want := range []string{"strictly increases", "more than one"} {
+	for _, want := range []string{"by exactly one", "never applied twice"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("Entry.Version is documented as %q, which does not say %q", doc, want)
 		}
