@@ -60,7 +60,9 @@ BENCH_GROUPS := \
 	"^Benchmark(CreateCheckpoint|RestoreCheckpoint)$$/^100$$=20x" \
 	"^Benchmark(CreateCheckpoint|RestoreCheckpoint)$$/^100000$$=1x" \
 	"^BenchmarkCleanupExpired$$=2x" \
-	"^BenchmarkScan$$=1x"
+	"^BenchmarkScan$$=1x" \
+	"^BenchmarkPutFeed$$=2000x" \
+	"^BenchmarkWatchLatency$$=2000x"
 bench:
 	@rm -f bench.out
 	$(WITH_PG) -- sh -c 'for g in $(BENCH_GROUPS); do \
