@@ -28,7 +28,9 @@ VALUES (
     $1,
     $2,
     $3,
-    now() + $4::bigint * interval '1 microsecond'
+    now()
+        + ($4::bigint / 1000000) * interval '1 second'
+        + ($4::bigint % 1000000) * interval '1 microsecond'
 )
 ON CONFLICT (key) DO UPDATE
 SET value = excluded.value,
@@ -76,7 +78,9 @@ SELECT
     b.value,
     b.metadata,
     CASE
-        WHEN b.ttl_micros > 0 THEN now() + b.ttl_micros * interval '1 microsecond'
+        WHEN b.ttl_micros > 0 THEN now()
+            + (b.ttl_micros / 1000000) * interval '1 second'
+            + (b.ttl_micros % 1000000) * interval '1 microsecond'
     END
 FROM (
     -- Set-returning functions in one select list advance in lockstep.

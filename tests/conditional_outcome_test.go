@@ -76,8 +76,8 @@ func TestConditionalWriteReplyLost(t *testing.T) {
 }
 
 // A conditional write whose session is terminated while the statement runs
-// is rolled back by the server, which says so: the error is a plain failure
-// (ErrUnavailable), not a mismatch and not unknown, and nothing is written.
+// was aborted by the server, which says so (57P01): running it again is
+// safe, and it is applied exactly once.
 func TestConditionalWriteSessionKilled(t *testing.T) {
 	t.Parallel()
 	dsn := testdb.DSN(t)
@@ -89,24 +89,28 @@ func TestConditionalWriteSessionKilled(t *testing.T) {
 	if err := s.Put(ctx, []byte("slow"), []byte("v1")); err != nil {
 		t.Fatal(err)
 	}
-	// Slow every update down so that the session can be killed mid-statement.
+	// Every update waits for an advisory lock the test holds, so that the
+	// session can be killed in the middle of the statement.
 	if _, err := admin.Exec(ctx, `
-CREATE FUNCTION slow_update() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN PERFORM pg_sleep(30); RETURN NEW; END $$;
-CREATE TRIGGER slow_update BEFORE UPDATE ON state_entries FOR EACH ROW EXECUTE FUNCTION slow_update();`); err != nil {
+CREATE FUNCTION wait_for_test() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NEW; END $$;
+CREATE TRIGGER wait_for_test BEFORE UPDATE ON state_entries FOR EACH ROW EXECUTE FUNCTION wait_for_test();
+SELECT pg_advisory_lock(4242);`); err != nil {
 		t.Fatal(err)
 	}
+	retries := s.Stats().Retries
 	var wg sync.WaitGroup
+	var res state.WriteResult
 	var werr error
 	wg.Go(func() {
-		_, werr = s.PutEntry(ctx, []byte("slow"), []byte("v2"), state.IfVersion(1))
+		res, werr = s.PutEntry(ctx, []byte("slow"), []byte("v2"), state.IfVersion(1))
 	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var n int64
 		if err := admin.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
-AND wait_event = 'PgSleep'`).Scan(&n); err != nil {
+AND wait_event_type = 'Lock' AND wait_event = 'advisory'`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n > 0 {
@@ -117,19 +121,19 @@ AND wait_event = 'PgSleep'`).Scan(&n); err != nil {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	wg.Wait()
-	if _, err := admin.Exec(ctx, `DROP TRIGGER slow_update ON state_entries`); err != nil {
+	if _, err := admin.Exec(ctx, `SELECT pg_advisory_unlock(4242)`); err != nil {
 		t.Fatal(err)
 	}
-	if werr == nil || errors.Is(werr, state.ErrVersionMismatch) || errors.Is(werr, state.ErrOutcomeUnknown) {
-		t.Fatalf("err = %v, want a known failure", werr)
+	wg.Wait()
+	if werr != nil || res.Version != 2 {
+		t.Fatalf("PutEntry = %+v, %v; want it retried and applied at version 2", res, werr)
 	}
-	if !errors.Is(werr, state.ErrUnavailable) {
-		t.Fatalf("err = %v, want ErrUnavailable", werr)
+	if got := s.Stats().Retries - retries; got < 1 {
+		t.Fatalf("%d retries, want the aborted attempt retried", got)
 	}
 	e, ok, err := s.GetEntry(ctx, []byte("slow"))
-	if err != nil || !ok || string(e.Value) != "v1" || e.Version != 1 {
-		t.Fatalf("entry = %+v (found %v, %v); want v1 untouched", e, ok, err)
+	if err != nil || !ok || string(e.Value) != "v2" || e.Version != 2 {
+		t.Fatalf("entry = %+v (found %v, %v); want v2 at version 2, written once", e, ok, err)
 	}
 }
 
