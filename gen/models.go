@@ -28,7 +28,6 @@ type StateChange struct {
 
 // pgstate change feed state: a single row.
 type StateChangesMetum struct {
-	ID bool
 	// Every revision up to this one is gone from the log (or incomplete): a watcher cannot resume at or below it.
 	CompactedRevision int64
 	// False while the feed is switched off (state_changes_set_enabled).

@@ -33,13 +33,13 @@ COMMENT ON COLUMN state_changes.version IS 'The entry version written (put) or r
 COMMENT ON COLUMN state_changes.changed_at IS 'Start time of the writing transaction (its now()).';
 COMMENT ON COLUMN state_changes.value IS 'The value written by a put; NULL otherwise.';
 
--- One row: how far the log has been compacted, and whether it is recorded.
+-- One row, inserted here: how far the log has been compacted, and whether
+-- it is recorded. No key: nothing but this migration inserts (the
+-- application role may only read and update it), and every statement reads
+-- the whole table.
 CREATE TABLE state_changes_meta (
-    id                 BOOLEAN NOT NULL DEFAULT true,
     compacted_revision BIGINT  NOT NULL DEFAULT 0,
-    enabled            BOOLEAN NOT NULL DEFAULT true,
-    CONSTRAINT state_changes_meta_pkey PRIMARY KEY (id),
-    CONSTRAINT state_changes_meta_one_row CHECK (id)
+    enabled            BOOLEAN NOT NULL DEFAULT true
 );
 
 COMMENT ON TABLE state_changes_meta IS 'pgstate change feed state: a single row.';

@@ -139,6 +139,9 @@ func TestIndexesServeTheirQueries(t *testing.T) {
 			"uuid", "'" + ids[0].String() + "'", "state_checkpoints_pkey", true},
 		{"ListCheckpoints", generatedSQL(func(q *gen.Queries, db gen.DBTX) { q.CheckpointsList(ctx, db) }),
 			"", "", "state_checkpoints_created_at_idx", true},
+		{"ChangesRead", generatedSQL(func(q *gen.Queries, db gen.DBTX) {
+			q.ChangesRead(ctx, db, gen.ChangesReadParams{})
+		}), "bool, bytea, bytea, int8, int4", `true, '\x6b3a', NULL, 100, 1000`, "state_changes_pkey", false},
 		{"Retention", generatedSQL(func(q *gen.Queries, db gen.DBTX) {
 			q.CheckpointsDeleteBeyond(ctx, db, gen.CheckpointsDeleteBeyondParams{ID: ids[0], Keep: 1})
 		}), "uuid, int4", "'" + ids[0].String() + "', 1", "state_checkpoints_created_at_idx", true},
