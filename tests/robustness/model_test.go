@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"testing"
 
 	"github.com/anishathalye/porcupine"
 )
@@ -249,4 +250,42 @@ var storeModel = porcupine.Model{
 	Hash:              hashState,
 	DescribeOperation: describeOp,
 	DescribeState:     describeState,
+}
+
+// TestModelCatches shows that the model refuses histories no store may
+// produce: a stale read, a version that skips, a condition that held on
+// the wrong version.
+func TestModelCatches(t *testing.T) {
+	t.Parallel()
+	op := func(client int, call, ret int64, in input, out output) porcupine.Operation {
+		return porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret}
+	}
+	put := input{kind: opPut, keys: []int{0}, values: []string{"a"}}
+	get := input{kind: opGetEntry, keys: []int{0}}
+	cases := map[string][]porcupine.Operation{
+		"StaleRead": {
+			op(0, 0, 1, put, output{}),
+			op(1, 2, 3, get, output{}),
+		},
+		"VersionSkips": {
+			op(0, 0, 1, put, output{}),
+			op(1, 2, 3, get, output{found: true, value: "a", version: 2}),
+		},
+		"ConditionOnWrongVersion": {
+			op(0, 0, 1, put, output{}),
+			op(1, 2, 3, input{kind: opPutIfVersion, keys: []int{0}, values: []string{"b"}, version: 5}, output{ok: true, version: 6}),
+		},
+	}
+	for name, history := range cases {
+		if porcupine.CheckOperations(storeModel, history) {
+			t.Errorf("%s: the model accepted it", name)
+		}
+	}
+	ok := []porcupine.Operation{
+		op(0, 0, 1, put, output{}),
+		op(1, 2, 3, get, output{found: true, value: "a", version: 1}),
+	}
+	if !porcupine.CheckOperations(storeModel, ok) {
+		t.Error("the model refused a correct history")
+	}
 }

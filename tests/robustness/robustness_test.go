@@ -93,6 +93,12 @@ func runWithFault(t *testing.T, f fault, seed uint64) {
 	}
 	defer store.Close()
 
+	from, err := store.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed := watchFeed(store, from+1)
+
 	rec := newRecorder()
 	runCtx, stopFault := context.WithCancel(ctx)
 	var strikes int
@@ -133,9 +139,20 @@ func runWithFault(t *testing.T, f fault, seed uint64) {
 		}
 		t.Fatalf("history is not linearizable (%s); visualization: %s; replay with -robustness.seed=%d", result, path, seed)
 	}
-	// The store still works after the fault, without reopening.
+	// The store still works after the fault, without reopening, and the
+	// change feed holds every write of the history exactly once.
 	if err := store.Put(ctx, []byte("after"), []byte("fault")); err != nil {
 		t.Fatalf("Put after the fault: %v", err)
+	}
+	caughtUp := feed.until(time.Minute, func(e state.Event) bool { return string(e.Key) == "after" })
+	events, err := feed.stop()
+	if !caughtUp {
+		t.Fatalf("the watch did not deliver the last write within a minute (%d events, error %v)", len(events), err)
+	}
+	problems := checkFeed(history, events, "fault")
+	t.Logf("change feed: %d events, %d problems", len(events), len(problems))
+	for _, p := range problems[:min(len(problems), 20)] {
+		t.Error(p)
 	}
 }
 
