@@ -44,12 +44,15 @@ type fault struct {
 	// of using the server against the store.
 	deadline func(r *rand.Rand) time.Duration
 	inject   func(ctx context.Context, t *testing.T, c *pgcluster.Cluster, admin *pgx.Conn) int
+	// finishes marks a fault that ends by itself: the clients go on past
+	// their operations until it has, so that all of it hits the run.
+	finishes bool
 }
 
 var faults = []fault{
 	{name: "None", inject: func(context.Context, *testing.T, *pgcluster.Cluster, *pgx.Conn) int { return 0 }},
 	{name: "KillBackends200ms", inject: killEvery(200 * time.Millisecond)},
-	{name: "RestartTwice", inject: restartTwice},
+	{name: "RestartTwice", inject: restartTwice, finishes: true},
 	{name: "ShortDeadlines", deadline: func(r *rand.Rand) time.Duration {
 		return time.Duration(1+r.IntN(15)) * time.Millisecond
 	}, inject: func(context.Context, *testing.T, *pgcluster.Cluster, *pgx.Conn) int { return 0 }},
@@ -103,7 +106,9 @@ func runWithFault(t *testing.T, f fault, seed uint64) {
 	runCtx, stopFault := context.WithCancel(ctx)
 	var strikes int
 	var faultDone sync.WaitGroup
+	injected := make(chan struct{})
 	faultDone.Go(func() {
+		defer close(injected)
 		admin, err := pgx.Connect(ctx, c.SocketDSN("postgres"))
 		if err != nil {
 			t.Errorf("fault connection: %v", err)
@@ -115,7 +120,7 @@ func runWithFault(t *testing.T, f fault, seed uint64) {
 	var wg sync.WaitGroup
 	for id := range clients {
 		r := rand.New(rand.NewPCG(seed, uint64(id)))
-		wg.Go(func() { runClient(ctx, store, rec, f, id, r) })
+		wg.Go(func() { runClient(ctx, store, rec, f, id, r, injected) })
 	}
 	wg.Wait()
 	stopFault()
@@ -193,8 +198,18 @@ func (r *recorder) history() []porcupine.Operation {
 	return r.ops
 }
 
-func runClient(ctx context.Context, s *state.Postgres, rec *recorder, f fault, id int, r *rand.Rand) {
-	for n := range opsPerClient {
+func runClient(ctx context.Context, s *state.Postgres, rec *recorder, f fault, id int, r *rand.Rand, injected <-chan struct{}) {
+	for n := 0; ; n++ {
+		if n >= opsPerClient {
+			if !f.finishes {
+				return
+			}
+			select {
+			case <-injected:
+				return
+			default:
+			}
+		}
 		in := randomInput(r, fmt.Sprintf("c%d-%d", id, n))
 		callCtx, cancel := ctx, context.CancelFunc(func() {})
 		if f.deadline != nil {
