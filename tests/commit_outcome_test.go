@@ -3,7 +3,6 @@ package tests
 import (
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/pgstate/pgstate/internal/testdb"
 	"github.com/pgstate/pgstate/state"
@@ -17,11 +16,7 @@ import (
 // unknown, and the one checkpoint that committed exists.
 func TestCommitReplyLostIsNotRetried(t *testing.T) {
 	t.Parallel()
-	proxy, dsn := proxiedDSN(t, testdb.DSN(t))
-	cfg := testdb.Config(t)
-	cfg.DSN = dsn
-	cfg.QueryTimeout = 10 * time.Second
-	s := testdb.OpenConfig(t, cfg)
+	proxy, s := proxiedStore(t, testdb.DSN(t))
 	if err := s.Put(bg, []byte("k"), []byte("v")); err != nil {
 		t.Fatal(err)
 	}

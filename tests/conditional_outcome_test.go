@@ -17,11 +17,7 @@ import (
 // shows it committed.
 func TestConditionalWriteReplyLost(t *testing.T) {
 	t.Parallel()
-	proxy, dsn := proxiedDSN(t, testdb.DSN(t))
-	cfg := testdb.Config(t)
-	cfg.DSN = dsn
-	cfg.QueryTimeout = 10 * time.Second
-	s := testdb.OpenConfig(t, cfg)
+	proxy, s := proxiedStore(t, testdb.DSN(t))
 	ctx := context.Background()
 
 	cases := []struct {
@@ -143,11 +139,7 @@ AND wait_event_type = 'Lock' AND wait_event = 'advisory'`).Scan(&n); err != nil 
 func TestTransactLostConnection(t *testing.T) {
 	t.Parallel()
 	base := testdb.DSN(t)
-	proxy, dsn := proxiedDSN(t, base)
-	cfg := testdb.Config(t)
-	cfg.DSN = dsn
-	cfg.QueryTimeout = 10 * time.Second
-	s := testdb.OpenConfig(t, cfg)
+	proxy, s := proxiedStore(t, base)
 	admin := testdb.Conn(t, base)
 	ctx := context.Background()
 
