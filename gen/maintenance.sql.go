@@ -83,19 +83,24 @@ func (q *Queries) StoreVacuumAllowed(ctx context.Context, db DBTX) (bool, error)
 
 const tableSizes = `-- name: TableSizes :one
 SELECT
-    pg_catalog.pg_stat_get_live_tuples('state_entries'::regclass) AS live_rows,
-    pg_catalog.pg_stat_get_dead_tuples('state_entries'::regclass) AS dead_rows,
-    pg_catalog.pg_relation_size('state_entries'::regclass) AS table_bytes,
-    pg_catalog.pg_indexes_size('state_entries'::regclass) AS index_bytes,
-    pg_catalog.pg_total_relation_size('state_entries'::regclass) AS total_bytes,
+    pg_catalog.pg_stat_get_live_tuples(c.oid) AS live_rows,
+    pg_catalog.pg_stat_get_dead_tuples(c.oid) AS dead_rows,
+    (pg_catalog.pg_table_size(c.oid)
+        - coalesce(pg_catalog.pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0))::bigint AS table_bytes,
+    coalesce(pg_catalog.pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0)::bigint AS toast_bytes,
+    pg_catalog.pg_indexes_size(c.oid) AS index_bytes,
+    pg_catalog.pg_total_relation_size(c.oid) AS total_bytes,
     (pg_catalog.pg_total_relation_size('state_checkpoints'::regclass)
         + pg_catalog.pg_total_relation_size('state_checkpoint_entries'::regclass))::bigint AS checkpoint_bytes
+FROM pg_catalog.pg_class AS c
+WHERE c.oid = 'state_entries'::regclass
 `
 
 type TableSizesRow struct {
 	LiveRows        int64
 	DeadRows        int64
 	TableBytes      int64
+	ToastBytes      int64
 	IndexBytes      int64
 	TotalBytes      int64
 	CheckpointBytes int64
@@ -103,7 +108,10 @@ type TableSizesRow struct {
 
 // TableSizes reports the on-disk size and tuple counts of the store's tables
 // from the statistics collector (counts are as of the last report, not
-// transactional).
+// transactional). The three parts of state_entries add up to its total: the
+// table (heap with its free-space and visibility maps), its TOAST table
+// (values too large to stay in the heap, with the TOAST index) and its
+// indexes.
 func (q *Queries) TableSizes(ctx context.Context, db DBTX) (TableSizesRow, error) {
 	row := db.QueryRow(ctx, tableSizes)
 	var i TableSizesRow
@@ -111,6 +119,7 @@ func (q *Queries) TableSizes(ctx context.Context, db DBTX) (TableSizesRow, error
 		&i.LiveRows,
 		&i.DeadRows,
 		&i.TableBytes,
+		&i.ToastBytes,
 		&i.IndexBytes,
 		&i.TotalBytes,
 		&i.CheckpointBytes,

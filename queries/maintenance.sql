@@ -28,16 +28,23 @@ SELECT pg_try_advisory_xact_lock(hashtextextended('pgstate.cleanup.' || current_
 
 -- TableSizes reports the on-disk size and tuple counts of the store's tables
 -- from the statistics collector (counts are as of the last report, not
--- transactional).
+-- transactional). The three parts of state_entries add up to its total: the
+-- table (heap with its free-space and visibility maps), its TOAST table
+-- (values too large to stay in the heap, with the TOAST index) and its
+-- indexes.
 -- name: TableSizes :one
 SELECT
-    pg_catalog.pg_stat_get_live_tuples('state_entries'::regclass) AS live_rows,
-    pg_catalog.pg_stat_get_dead_tuples('state_entries'::regclass) AS dead_rows,
-    pg_catalog.pg_relation_size('state_entries'::regclass) AS table_bytes,
-    pg_catalog.pg_indexes_size('state_entries'::regclass) AS index_bytes,
-    pg_catalog.pg_total_relation_size('state_entries'::regclass) AS total_bytes,
+    pg_catalog.pg_stat_get_live_tuples(c.oid) AS live_rows,
+    pg_catalog.pg_stat_get_dead_tuples(c.oid) AS dead_rows,
+    (pg_catalog.pg_table_size(c.oid)
+        - coalesce(pg_catalog.pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0))::bigint AS table_bytes,
+    coalesce(pg_catalog.pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0)::bigint AS toast_bytes,
+    pg_catalog.pg_indexes_size(c.oid) AS index_bytes,
+    pg_catalog.pg_total_relation_size(c.oid) AS total_bytes,
     (pg_catalog.pg_total_relation_size('state_checkpoints'::regclass)
-        + pg_catalog.pg_total_relation_size('state_checkpoint_entries'::regclass))::bigint AS checkpoint_bytes;
+        + pg_catalog.pg_total_relation_size('state_checkpoint_entries'::regclass))::bigint AS checkpoint_bytes
+FROM pg_catalog.pg_class AS c
+WHERE c.oid = 'state_entries'::regclass;
 
 -- StoreVacuumAllowed reports whether the current role may vacuum every table
 -- of the store: as PostgreSQL decides it, a superuser, the table's owner or

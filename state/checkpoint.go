@@ -75,7 +75,8 @@ func (p *Postgres) RestoreCheckpoint(ctx context.Context, id uuid.UUID) error {
 		p.stats.queries.Add(4)
 		if _, err := p.q.CheckpointLockShared(ctx, tx, id); err != nil {
 			if isNoRows(err) {
-				return fmt.Errorf("%w: %s", ErrCheckpointNotFound, id)
+				// The operation's name already carries the id.
+				return ErrCheckpointNotFound
 			}
 			return err
 		}

@@ -102,6 +102,14 @@ func interpretError(err error) error {
 		}
 		return err
 	}
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) && errors.Is(err, context.DeadlineExceeded) {
+		// pgconn ends a connection attempt at ConnectTimeout with the
+		// context error it used for that: the server did not answer, which
+		// is unavailability. Callers add the context's own error back when
+		// it was theirs that ended (see fail and query).
+		return &connectTimeoutError{cause: connectErr}
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
@@ -109,6 +117,26 @@ func interpretError(err error) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
+}
+
+// connectTimeoutError is a connection attempt that ConnectTimeout ended. It
+// matches ErrUnavailable and, through errors.As, the *pgconn.ConnectError,
+// but not context.DeadlineExceeded, which is reserved for the caller's
+// context and QueryTimeout.
+type connectTimeoutError struct{ cause *pgconn.ConnectError }
+
+func (e *connectTimeoutError) Error() string {
+	return ErrUnavailable.Error() + ": no answer within the connect timeout: " + e.cause.Error()
+}
+
+func (e *connectTimeoutError) Unwrap() error { return ErrUnavailable }
+
+func (e *connectTimeoutError) As(target any) bool {
+	if t, ok := target.(**pgconn.ConnectError); ok {
+		*t = e.cause
+		return true
+	}
+	return false
 }
 
 // isCertificateError reports a server certificate that failed verification

@@ -77,10 +77,11 @@ func (p *Postgres) checkVersion(ctx context.Context) error {
 type TableStats struct {
 	LiveRows        int64 // rows as of the statistics collector's last report
 	DeadRows        int64 // deleted or overwritten rows not yet vacuumed
-	TableBytes      int64 // heap size of state_entries
+	TableBytes      int64 // heap of state_entries, with its free-space and visibility maps
+	ToastBytes      int64 // its TOAST table: values too large for the heap
 	IndexBytes      int64 // size of its indexes
-	TotalBytes      int64 // heap, indexes and TOAST together
-	CheckpointBytes int64 // everything the checkpoint tables hold
+	TotalBytes      int64 // TableBytes + ToastBytes + IndexBytes
+	CheckpointBytes int64 // disk space of the checkpoint tables, allocated even when empty
 }
 
 // TableStats reads the size and row figures of the store's tables.
@@ -96,6 +97,7 @@ func (p *Postgres) TableStats(ctx context.Context) (TableStats, error) {
 		LiveRows:        row.LiveRows,
 		DeadRows:        row.DeadRows,
 		TableBytes:      row.TableBytes,
+		ToastBytes:      row.ToastBytes,
 		IndexBytes:      row.IndexBytes,
 		TotalBytes:      row.TotalBytes,
 		CheckpointBytes: row.CheckpointBytes,

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"strconv"
+	"unicode"
+	"unicode/utf8"
 )
 
 // codec is how keys, prefixes and values are written on the command line and
@@ -16,10 +19,45 @@ const (
 	codecBase64
 )
 
+func parseCodec(flag, s string) (codec, error) {
+	switch s {
+	case "text":
+		return codecText, nil
+	case "hex":
+		return codecHex, nil
+	case "base64":
+		return codecBase64, nil
+	}
+	return 0, usagef("%s %q: want text, hex or base64", flag, s)
+}
+
+// codec is the encoding of keys and prefixes: --key-encoding, else --hex or
+// --base64, else text.
 func (a *app) codec() (codec, error) {
 	switch {
 	case a.g.hex && a.g.base64:
 		return 0, usagef("--hex and --base64 exclude each other: pick one")
+	case a.g.keyEncoding != "":
+		return parseCodec("--key-encoding", a.g.keyEncoding)
+	case a.g.hex:
+		return codecHex, nil
+	case a.g.base64:
+		return codecBase64, nil
+	}
+	return codecText, nil
+}
+
+// valueCodec is the encoding of values: --value-encoding, else what --hex
+// or --base64 chose for both, else text. A text key with a binary value
+// takes --value-encoding alone.
+func (a *app) valueCodec() (codec, error) {
+	if a.g.hex && a.g.base64 {
+		return 0, usagef("--hex and --base64 exclude each other: pick one")
+	}
+	if a.g.valueEncoding != "" {
+		return parseCodec("--value-encoding", a.g.valueEncoding)
+	}
+	switch {
 	case a.g.hex:
 		return codecHex, nil
 	case a.g.base64:
@@ -75,6 +113,47 @@ func (c codec) encode(b []byte) string {
 		return base64.StdEncoding.EncodeToString(b)
 	}
 	return string(b)
+}
+
+// show renders b for a human at a terminal: as encode does, except that
+// text which is not printable UTF-8 is quoted with Go escapes ("k\x00\xff"),
+// so a binary key never sends raw bytes to the terminal.
+func (c codec) show(b []byte) string {
+	if c == codecText && !printable(b) {
+		return strconv.Quote(string(b))
+	}
+	return c.encode(b)
+}
+
+// printable reports text that prints as itself: valid UTF-8 without control
+// characters, and not starting with a quote (which show's quoting uses).
+func printable(b []byte) bool {
+	if !utf8.Valid(b) || bytes.HasPrefix(b, []byte(`"`)) {
+		return false
+	}
+	for _, r := range string(b) {
+		if !unicode.IsPrint(r) && r != ' ' {
+			return false
+		}
+	}
+	return true
+}
+
+// forJSON returns the encoding a JSON document uses for data that c would
+// print as text: JSON strings hold only UTF-8, so when any of the byte
+// strings is not valid UTF-8 the whole document switches to base64 (as
+// etcdctl's JSON does) rather than replace bytes. Its "encoding" field says
+// which one it is.
+func (c codec) forJSON(data ...[]byte) codec {
+	if c != codecText {
+		return c
+	}
+	for _, b := range data {
+		if !utf8.Valid(b) {
+			return codecBase64
+		}
+	}
+	return c
 }
 
 // keyArg returns the codec the flags chose and the KEY argument decoded with

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/pgstate/pgstate/state"
@@ -12,18 +14,22 @@ import (
 
 // entryDoc is the JSON form of one entry.
 type entryDoc struct {
-	Key       string          `json:"key"`
-	Value     string          `json:"value"`
-	Encoding  string          `json:"encoding"`
-	Metadata  json.RawMessage `json:"metadata"`
-	Version   int64           `json:"version"`
-	CreatedAt time.Time       `json:"created_at"`
-	UpdatedAt time.Time       `json:"updated_at"`
-	ExpiresAt *time.Time      `json:"expires_at"`
+	Key      string `json:"key"`
+	Value    string `json:"value"`
+	Encoding string `json:"encoding"`
+	// ValueEncoding is set when values are encoded otherwise than keys
+	// (--value-encoding, --key-encoding).
+	ValueEncoding string          `json:"value_encoding,omitempty"`
+	Metadata      json.RawMessage `json:"metadata"`
+	Version       int64           `json:"version"`
+	CreatedAt     time.Time       `json:"created_at"`
+	UpdatedAt     time.Time       `json:"updated_at"`
+	ExpiresAt     *time.Time      `json:"expires_at"`
 }
 
 func cmdGet(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("get")
+	raw := fs.Bool("raw", false, "print the value's bytes exactly, without a newline")
 	args, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -35,33 +41,62 @@ func cmdGet(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	vc, err := a.valueCodec()
+	if err != nil {
+		return err
+	}
+	if *raw && a.g.json {
+		return usagef("get: --raw and --json exclude each other")
+	}
 	return a.withStore(ctx, func(s *state.Postgres) error {
 		e, found, err := s.GetEntry(ctx, key)
 		if err != nil {
 			return err
 		}
 		if !found {
-			return &notFoundError{msg: fmt.Sprintf("key %q not found in schema %s", args[0], a.g.schema)}
+			return &notFoundError{msg: fmt.Sprintf("key %s not found in schema %s", strconv.Quote(args[0]), a.g.schema)}
 		}
-		doc := entryDoc{
-			Key:       c.encode(e.Key),
-			Value:     c.encode(e.Value),
-			Encoding:  c.String(),
-			Metadata:  rawJSON(e.Metadata),
-			Version:   e.Version,
-			CreatedAt: e.CreatedAt,
-			UpdatedAt: e.UpdatedAt,
-			ExpiresAt: timeOrNil(e.ExpiresAt),
+		if *raw {
+			if _, err := a.stdout.Write(e.Value); err != nil {
+				return fmt.Errorf("write output: %w", err)
+			}
+			return nil
 		}
-		return a.emit(doc, func(w io.Writer) {
-			if c == codecText {
+		return a.emit(newEntryDoc(c, vc, e), func(w io.Writer) {
+			if vc == codecText {
 				w.Write(e.Value)
 				io.WriteString(w, "\n")
 				return
 			}
-			fmt.Fprintln(w, doc.Value)
+			fmt.Fprintln(w, vc.encode(e.Value))
 		})
 	})
+}
+
+// newEntryDoc is the JSON form of e with keys in c and values in vc; text
+// that is not UTF-8 turns into base64 (see codec.forJSON).
+func newEntryDoc(c, vc codec, e state.Entry) entryDoc {
+	if c == vc {
+		// One encoding for the document, as "encoding" says.
+		c = c.forJSON(e.Key, e.Value)
+		vc = c
+	} else {
+		c, vc = c.forJSON(e.Key), vc.forJSON(e.Value)
+	}
+	doc := entryDoc{
+		Key:       c.encode(e.Key),
+		Value:     vc.encode(e.Value),
+		Encoding:  c.String(),
+		Metadata:  rawJSON(e.Metadata),
+		Version:   e.Version,
+		CreatedAt: e.CreatedAt,
+		UpdatedAt: e.UpdatedAt,
+		ExpiresAt: timeOrNil(e.ExpiresAt),
+	}
+	if vc != c {
+		doc.ValueEncoding = vc.String()
+	}
+	return doc
 }
 
 func cmdPut(ctx context.Context, a *app, args []string) error {
@@ -71,6 +106,7 @@ func cmdPut(ctx context.Context, a *app, args []string) error {
 	metadata := fs.String("metadata", "", "a JSON document to attach")
 	ifVersion := fs.Int64("if-version", -1, "write only if the key is at this version (0: absent)")
 	ifAbsent := fs.Bool("if-absent", false, "write only if the key has no live entry")
+	maxSize := fs.Int("max-value-size", state.DefaultMaxValueSize, "refuse values larger than this many bytes")
 	args, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -79,6 +115,14 @@ func cmdPut(ctx context.Context, a *app, args []string) error {
 		return wantArgs("put", args, "KEY", "[VALUE]")
 	}
 	c, key, err := a.keyArg(args[0])
+	if err != nil {
+		return err
+	}
+	if *maxSize < 0 || *maxSize > maxValueSizeLimit {
+		return usagef("put: --max-value-size %d: want 0 to %d bytes", *maxSize, maxValueSizeLimit)
+	}
+	a.maxValueSize = *maxSize
+	vc, err := a.valueCodec()
 	if err != nil {
 		return err
 	}
@@ -91,20 +135,23 @@ func cmdPut(ctx context.Context, a *app, args []string) error {
 	}
 	var value []byte
 	if len(args) == 2 {
-		if value, err = c.decode("VALUE", args[1]); err != nil {
+		if value, err = vc.decode("VALUE", args[1]); err != nil {
 			return err
 		}
 	} else {
 		if stdinIsTerminal(a.stdin) {
 			return usagef("put: missing VALUE: pass it after KEY or pipe it on stdin")
 		}
-		raw, err := io.ReadAll(a.stdin)
+		raw, err := readLimited(a.stdin, stdinLimit(vc, *maxSize))
 		if err != nil {
-			return fmt.Errorf("read the value from stdin: %w", err)
-		}
-		if value, err = c.decodeStdin(raw); err != nil {
 			return err
 		}
+		if value, err = vc.decodeStdin(raw); err != nil {
+			return err
+		}
+	}
+	if len(value) > *maxSize {
+		return fmt.Errorf("put: %w: %d bytes, the limit is %d (raise it with --max-value-size)", state.ErrValueTooLarge, len(value), *maxSize)
 	}
 	opts, err := putOptions(fs, ttl, md, *ifVersion, *ifAbsent)
 	if err != nil {
@@ -120,16 +167,16 @@ func cmdPut(ctx context.Context, a *app, args []string) error {
 			Bytes   int    `json:"bytes"`
 			TTL     string `json:"ttl,omitempty"`
 			Version int64  `json:"version"`
-		}{Key: c.encode(key), Bytes: len(value), Version: r.Version}
+		}{Key: c.forJSON(key).encode(key), Bytes: len(value), Version: r.Version}
 		if ttl.set {
 			doc.TTL = ttl.d.String()
 		}
 		return a.emit(doc, func(w io.Writer) {
 			if ttl.set {
-				fmt.Fprintf(w, "stored %s (%s, version %d), expires in %s\n", doc.Key, plural(int64(len(value)), "byte", "bytes"), r.Version, ttl.d)
+				fmt.Fprintf(w, "stored %s (%s, version %d), expires in %s\n", c.show(key), plural(int64(len(value)), "byte", "bytes"), r.Version, ttl.d)
 				return
 			}
-			fmt.Fprintf(w, "stored %s (%s, version %d)\n", doc.Key, plural(int64(len(value)), "byte", "bytes"), r.Version)
+			fmt.Fprintf(w, "stored %s (%s, version %d)\n", c.show(key), plural(int64(len(value)), "byte", "bytes"), r.Version)
 		})
 	})
 }
@@ -175,13 +222,13 @@ func cmdDelete(ctx context.Context, a *app, args []string) error {
 		doc := struct {
 			Key     string `json:"key"`
 			Deleted bool   `json:"deleted"`
-		}{Key: c.encode(key), Deleted: r.Existed}
+		}{Key: c.forJSON(key).encode(key), Deleted: r.Existed}
 		return a.emit(doc, func(w io.Writer) {
 			if doc.Deleted {
-				fmt.Fprintf(w, "deleted %s\n", doc.Key)
+				fmt.Fprintf(w, "deleted %s\n", c.show(key))
 				return
 			}
-			fmt.Fprintf(w, "%s did not exist\n", doc.Key)
+			fmt.Fprintf(w, "%s did not exist\n", c.show(key))
 		})
 	})
 }
@@ -209,16 +256,17 @@ func cmdList(ctx context.Context, a *app, args []string) error {
 		if err != nil {
 			return err
 		}
+		jc := c.forJSON(keys...)
 		doc := struct {
 			Keys     []string `json:"keys"`
 			Encoding string   `json:"encoding"`
-		}{Keys: make([]string, len(keys)), Encoding: c.String()}
+		}{Keys: make([]string, len(keys)), Encoding: jc.String()}
 		for i, k := range keys {
-			doc.Keys[i] = c.encode(k)
+			doc.Keys[i] = jc.encode(k)
 		}
 		return a.emit(doc, func(w io.Writer) {
-			for _, k := range doc.Keys {
-				fmt.Fprintln(w, k)
+			for _, k := range keys {
+				fmt.Fprintln(w, c.show(k))
 			}
 		})
 	})
@@ -242,4 +290,32 @@ func cmdCount(ctx context.Context, a *app, args []string) error {
 			Count int64 `json:"count"`
 		}{n}, func(w io.Writer) { fmt.Fprintln(w, n) })
 	})
+}
+
+// maxValueSizeLimit is the largest value PostgreSQL's bytea holds.
+const maxValueSizeLimit = 1<<30 - 1
+
+// stdinLimit is how many bytes of stdin can hold a value of at most max
+// bytes in encoding c, with room for a trailing newline.
+func stdinLimit(c codec, max int) int64 {
+	switch c {
+	case codecHex:
+		return 2*int64(max) + 2
+	case codecBase64:
+		return int64(base64.StdEncoding.EncodedLen(max)) + 2
+	}
+	return int64(max)
+}
+
+// readLimited reads r to its end, but stops, without reading the rest, as
+// soon as it holds more than limit bytes.
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read the value from stdin: %w", err)
+	}
+	if int64(len(raw)) > limit {
+		return nil, fmt.Errorf("put: %w: stdin holds more than %d bytes (raise the limit with --max-value-size)", state.ErrValueTooLarge, limit)
+	}
+	return raw, nil
 }

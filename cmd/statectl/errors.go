@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -73,12 +74,22 @@ func exitCode(err error) int {
 // what to do when the error itself does not say.
 func describe(err error) string {
 	msg := err.Error()
+	// Server messages can span lines (DETAIL, HINT); operators grep logs by
+	// line. pgx reports each connection attempt on a line of its own, and
+	// sslmode=prefer makes two identical ones (with and without TLS): say
+	// each once.
+	var lines []string
+	for _, line := range strings.Split(msg, "\n") {
+		line = strings.Join(strings.Fields(line), " ")
+		if line != "" && !slices.Contains(lines, line) {
+			lines = append(lines, line)
+		}
+	}
+	msg = strings.Join(lines, " ")
 	if h := hint(err, msg); h != "" {
 		msg += "; " + h
 	}
-	// Server messages can span lines (DETAIL, HINT); operators grep logs by
-	// line.
-	return strings.Join(strings.Fields(msg), " ")
+	return msg
 }
 
 func hint(err error, msg string) string {

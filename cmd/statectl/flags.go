@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -25,6 +26,8 @@ func (a *app) flagSet(name string) *flag.FlagSet {
 	fs.BoolVar(&a.g.json, "json", a.g.json, "JSON output")
 	fs.BoolVar(&a.g.hex, "hex", a.g.hex, "hex keys and values")
 	fs.BoolVar(&a.g.base64, "base64", a.g.base64, "base64 keys and values")
+	fs.StringVar(&a.g.keyEncoding, "key-encoding", a.g.keyEncoding, "keys and prefixes as text, hex or base64")
+	fs.StringVar(&a.g.valueEncoding, "value-encoding", a.g.valueEncoding, "values as text, hex or base64")
 	return fs
 }
 
@@ -55,21 +58,38 @@ func (a *app) flagError(name string, err error) error {
 		a.printUsage(a.stdout)
 		return errHelpShown
 	}
-	return usagef("%s: %v: run 'statectl help' for usage", name, err)
+	// The flag package names flags with one dash; the help, with two.
+	msg := singleDash.ReplaceAllString(err.Error(), "$1--$2")
+	if name == "statectl" {
+		return usagef("%s: run 'statectl help' for usage", msg)
+	}
+	return usagef("%s: %s: run 'statectl help %s' for usage", name, msg, strings.Fields(name)[0])
 }
+
+// singleDash finds a flag name as the flag package writes it, "-ttl".
+var singleDash = regexp.MustCompile(`(^|[\s:])-([a-z][a-z0-9-]*)`)
 
 // wantArgs checks the number of positional arguments.
 func wantArgs(cmd string, args []string, names ...string) error {
 	if len(args) < len(names) {
-		return usagef("%s: missing %s: usage is 'statectl %s %s'", cmd, names[len(args)], cmd, joinNames(names))
+		return usagef("%s: missing %s: usage is 'statectl %s'", cmd, names[len(args)], usageOf(cmd, names))
 	}
 	if len(args) > len(names) {
-		return usagef("%s: unexpected argument %q: usage is 'statectl %s %s'", cmd, args[len(names)], cmd, joinNames(names))
+		return usagef("%s: unexpected argument %q: usage is 'statectl %s'", cmd, args[len(names)], usageOf(cmd, names))
 	}
 	return nil
 }
 
-func joinNames(names []string) string { return strings.Join(names, " ") }
+// usageOf is the usage line of cmd: the command table's for a whole
+// command, otherwise cmd followed by the argument names.
+func usageOf(cmd string, names []string) string {
+	for _, c := range commands {
+		if c.name == cmd {
+			return c.usage
+		}
+	}
+	return strings.Join(append([]string{cmd}, names...), " ")
+}
 
 // onlyWith rejects flags given to an action they do not apply to, rather
 // than silently ignoring them.

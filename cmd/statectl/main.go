@@ -65,6 +65,9 @@ type globals struct {
 	json   bool
 	hex    bool
 	base64 bool
+	// keyEncoding and valueEncoding override --hex/--base64 for one side.
+	keyEncoding   string
+	valueEncoding string
 }
 
 // app carries the streams and global settings of one invocation, so that
@@ -74,6 +77,8 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 	g      globals
+	// maxValueSize is put's --max-value-size, for the store's check too.
+	maxValueSize int
 }
 
 // run executes one command line and returns the process exit code.

@@ -55,16 +55,18 @@ func cmdVacuum(ctx context.Context, a *app, args []string) error {
 // counters of state.Stats are left out: for a command that runs one
 // statement they describe statectl, not the store.
 type statsDoc struct {
-	Schema          string `json:"schema"`
-	Entries         int64  `json:"entries"`
-	CountEstimate   int64  `json:"count_estimate"`
-	LiveRows        int64  `json:"live_rows"`
-	DeadRows        int64  `json:"dead_rows"`
-	TableBytes      int64  `json:"table_bytes"`
-	IndexBytes      int64  `json:"index_bytes"`
-	TotalBytes      int64  `json:"total_bytes"`
-	Checkpoints     int    `json:"checkpoints"`
-	CheckpointBytes int64  `json:"checkpoint_bytes"`
+	Schema              string `json:"schema"`
+	Entries             int64  `json:"entries"`
+	CountEstimate       int64  `json:"count_estimate"`
+	LiveRows            int64  `json:"live_rows"`
+	DeadRows            int64  `json:"dead_rows"`
+	TableBytes          int64  `json:"table_bytes"`
+	ToastBytes          int64  `json:"toast_bytes"`
+	IndexBytes          int64  `json:"index_bytes"`
+	TotalBytes          int64  `json:"total_bytes"`
+	Checkpoints         int    `json:"checkpoints"`
+	CheckpointDataBytes int64  `json:"checkpoint_data_bytes"`
+	CheckpointBytes     int64  `json:"checkpoint_bytes"`
 }
 
 func cmdStats(ctx context.Context, a *app, args []string) error {
@@ -90,26 +92,30 @@ func cmdStats(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 		doc.LiveRows, doc.DeadRows = ts.LiveRows, ts.DeadRows
-		doc.TableBytes, doc.IndexBytes, doc.TotalBytes = ts.TableBytes, ts.IndexBytes, ts.TotalBytes
+		doc.TableBytes, doc.ToastBytes, doc.IndexBytes, doc.TotalBytes = ts.TableBytes, ts.ToastBytes, ts.IndexBytes, ts.TotalBytes
 		doc.CheckpointBytes = ts.CheckpointBytes
 		cps, err := s.ListCheckpoints(ctx)
 		if err != nil {
 			return err
 		}
 		doc.Checkpoints = len(cps)
+		for _, c := range cps {
+			doc.CheckpointDataBytes += c.Bytes
+		}
 		return a.emit(doc, func(w io.Writer) {
 			n := func(v int64) string { return strconv.FormatInt(v, 10) }
 			table(w, [][]string{
 				{"schema", doc.Schema},
-				{"entries", n(doc.Entries)},
-				{"count estimate", n(doc.CountEstimate) + " (as of the last ANALYZE; -1 before the first)"},
-				{"live rows", n(doc.LiveRows)},
-				{"dead rows", n(doc.DeadRows) + " (reclaimed by vacuum)"},
-				{"table bytes", n(doc.TableBytes)},
+				{"entries", n(doc.Entries) + " (exact count of live entries)"},
+				{"count estimate", n(doc.CountEstimate) + " (planner estimate as of the last ANALYZE; -1 before the first)"},
+				{"live rows", n(doc.LiveRows) + " (statistics estimate, may lag; counts expired rows)"},
+				{"dead rows", n(doc.DeadRows) + " (not yet reclaimed; vacuum reclaims them)"},
+				{"table bytes", n(doc.TableBytes) + " (heap)"},
+				{"toast bytes", n(doc.ToastBytes) + " (large values stored apart)"},
 				{"index bytes", n(doc.IndexBytes)},
-				{"total bytes", n(doc.TotalBytes)},
-				{"checkpoints", strconv.Itoa(doc.Checkpoints)},
-				{"checkpoint bytes", n(doc.CheckpointBytes)},
+				{"total bytes", n(doc.TotalBytes) + " (table + toast + index)"},
+				{"checkpoints", strconv.Itoa(doc.Checkpoints) + " (" + plural(doc.CheckpointDataBytes, "byte", "bytes") + " of keys and values)"},
+				{"checkpoint bytes", n(doc.CheckpointBytes) + " (on disk, allocated even when empty)"},
 			})
 		})
 	})

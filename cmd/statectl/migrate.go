@@ -22,7 +22,7 @@ type migrationDoc struct {
 
 func cmdMigrate(ctx context.Context, a *app, args []string) error {
 	flags := a.flagSet("migrate")
-	to := flags.Int("to", -1, "target version")
+	to := flags.Int("to", 0, "target version")
 	args, err := a.parse(flags, args)
 	if err != nil {
 		return err
@@ -43,7 +43,10 @@ func cmdMigrate(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *to != -1 && (*to < 0 || *to > int(latest)) {
+	// Whether --to was given is asked of the flag set: no value of the flag
+	// itself may stand for "not given", or that value would be accepted.
+	hasTo := isSet(flags, "to")
+	if hasTo && (*to < 0 || *to > int(latest)) {
 		return usagef("migrate %s: --to %d is outside 0..%d", action, *to, latest)
 	}
 	if action == "status" {
@@ -68,7 +71,7 @@ func cmdMigrate(ctx context.Context, a *app, args []string) error {
 		return a.migrateStatus(schemaName, current, latest)
 	case "up":
 		target := latest
-		if *to >= 0 {
+		if hasTo {
 			target = int32(*to)
 		}
 		if target < current {
@@ -77,7 +80,7 @@ func cmdMigrate(ctx context.Context, a *app, args []string) error {
 		return a.migrateTo(ctx, conn, schemaName, current, target)
 	default:
 		target := current - 1
-		if *to >= 0 {
+		if hasTo {
 			target = int32(*to)
 		}
 		if target > current {

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgstate/pgstate/gen"
 	"github.com/pgstate/pgstate/schema"
 	"github.com/pgstate/pgstate/state"
 )
@@ -42,7 +44,31 @@ func (a *app) open(ctx context.Context) (*state.Postgres, error) {
 	cfg.MinConns = 0
 	cfg.MaxConns = 2
 	cfg.ConnectTimeout = connectTimeout
-	return state.Open(ctx, cfg)
+	if cc, err := pgconn.ParseConfig(dsn); err == nil && cc.ConnectTimeout > 0 && cc.ConnectTimeout < connectTimeout {
+		// A connect_timeout in the DSN shorter than ours is the operator's
+		// choice; Config.ConnectTimeout would otherwise replace it.
+		cfg.ConnectTimeout = cc.ConnectTimeout
+	}
+	if a.maxValueSize > 0 {
+		cfg.MaxValueSize = a.maxValueSize
+	}
+	s, err := state.Open(ctx, cfg)
+	if errors.Is(err, state.ErrSchemaOutdated) && a.schemaMissing(ctx) {
+		return nil, fmt.Errorf("schema %q does not exist in this database: check --schema (a new store is created with 'statectl --schema %s migrate up')", schemaName, schemaName)
+	}
+	return s, err
+}
+
+// schemaMissing reports whether the --schema names no schema at all, which
+// is more often a typo than a store waiting for its migrations.
+func (a *app) schemaMissing(ctx context.Context) bool {
+	conn, schemaName, err := a.connect(ctx)
+	if err != nil {
+		return false
+	}
+	defer closeConn(conn)
+	found, err := gen.New().SchemaExists(ctx, conn, schemaName)
+	return err == nil && !found
 }
 
 // connect opens a plain connection for the migration machinery, which works

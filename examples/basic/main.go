@@ -361,8 +361,8 @@ func statistics(ctx context.Context, s *state.Postgres) error {
 		return err
 	}
 	fmt.Printf("entries        -> %d (estimate after VACUUM ANALYZE: %d)\n", n, estimate)
-	fmt.Printf("tables         -> %d bytes on disk (%d heap, %d indexes), %d bytes of checkpoints\n",
-		ts.TotalBytes, ts.TableBytes, ts.IndexBytes, ts.CheckpointBytes)
+	fmt.Printf("tables         -> %d bytes on disk = %d heap + %d TOAST + %d indexes; checkpoint tables %d bytes on disk\n",
+		ts.TotalBytes, ts.TableBytes, ts.ToastBytes, ts.IndexBytes, ts.CheckpointBytes)
 	return s.HealthCheck(ctx)
 }
 
