@@ -3,6 +3,9 @@ GO        ?= go
 SQLC      := $(GO) run github.com/sqlc-dev/sqlc/cmd/sqlc
 WITH_PG   := scripts/with-postgres.sh
 VET_DB    := pgstate_sqlc_vet
+# Nested modules (own go.mod, replace to this one): tested, vetted and
+# generated with the root module.
+NESTED    := examples/extend
 
 .PHONY: all test test-short generate check-generated lint bench demo tools
 
@@ -11,20 +14,25 @@ all: check-generated lint test
 ## test: every test, race detector on, against TEST_DATABASE_URL, the local
 ## server at 127.0.0.1:5432, or a throwaway cluster.
 test:
-	$(WITH_PG) -- $(GO) test -race -count=1 -timeout 60m ./...
+	$(WITH_PG) -- sh -c '$(GO) test -race -count=1 -timeout 60m ./... && \
+		for m in $(NESTED); do $(GO) -C $$m test -race -count=1 -timeout 20m ./... || exit 1; done'
 
 ## test-short: skips the slow fault-injection tests.
 test-short:
-	$(WITH_PG) -- $(GO) test -race -short -count=1 ./...
+	$(WITH_PG) -- sh -c '$(GO) test -race -short -count=1 ./... && \
+		for m in $(NESTED); do $(GO) -C $$m test -race -short -count=1 ./... || exit 1; done'
 
 ## generate: compile queries/*.sql into gen/.
 generate:
 	$(SQLC) generate
+	$(GO) run ./cmd/statectl schema export examples/extend/pgstate-schema
+	$(SQLC) -f examples/extend/sqlc.yaml generate
 
 ## check-generated: fail if gen/ differs from what queries/ and schema/
 ## produce, or if a query does not prepare against a migrated database.
 check-generated:
 	$(SQLC) diff
+	$(SQLC) -f examples/extend/sqlc.yaml diff
 	$(WITH_PG) -- sh -c '$(GO) run ./internal/cmd/vetdb "$$TEST_DATABASE_URL" $(VET_DB) > .vetdb.url && \
 		VET_DATABASE_URL="$$(cat .vetdb.url)" $(SQLC) vet; status=$$?; rm -f .vetdb.url; exit $$status'
 
@@ -32,6 +40,8 @@ check-generated:
 lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck ./...
+	for m in $(NESTED); do $(GO) -C $$m vet ./... || exit 1; done
+	for m in $(NESTED); do (cd $$m && $(GO) run -modfile=$(CURDIR)/go.mod honnef.co/go/tools/cmd/staticcheck ./...) || exit 1; done
 
 tools:
 	$(GO) build -o /dev/null github.com/sqlc-dev/sqlc/cmd/sqlc

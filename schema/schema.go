@@ -56,7 +56,12 @@ const (
 	// the migration's transaction.
 	sqlSetLocalSearchPath = `SELECT set_config('search_path', $1, true)`
 	sqlVersionTableExists = `SELECT to_regclass($1) IS NOT NULL`
-	sqlReadVersion        = `SELECT version FROM %s`
+	// tern's own migration lock (migrate.lockNum), held by Migrate across
+	// pgstate's and the application's sets; tern takes it again for each
+	// set, and session advisory locks nest.
+	sqlLockMigrations   = `SELECT pg_advisory_lock(9628173550095224)`
+	sqlUnlockMigrations = `SELECT pg_advisory_unlock(9628173550095224)`
+	sqlReadVersion      = `SELECT version FROM %s`
 )
 
 var schemaNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
@@ -109,74 +114,140 @@ func Latest() (int32, error) {
 }
 
 // Migrate applies every pending migration to schemaName, creating the schema
-// if needed. Applying it again is a no-op, and concurrent callers (even in
-// different processes) are serialized by an advisory lock.
-func Migrate(ctx context.Context, conn *pgx.Conn, schemaName string) error {
+// if needed: pgstate's own first, then each of sets (the application's, see
+// Set) in the order given. Applying it again is a no-op, and concurrent
+// callers (even in different processes) are serialized by an advisory lock,
+// held across all the sets so that no other process migrates in between.
+func Migrate(ctx context.Context, conn *pgx.Conn, schemaName string, sets ...Set) error {
+	if err := ValidateSets(sets); err != nil {
+		return err
+	}
 	latest, err := Latest()
 	if err != nil {
 		return err
 	}
-	return MigrateTo(ctx, conn, schemaName, latest)
+	if len(sets) == 0 {
+		return MigrateTo(ctx, conn, schemaName, latest)
+	}
+	if _, err := conn.Exec(ctx, sqlLockMigrations); err != nil {
+		return fmt.Errorf("lock migrations: %w", err)
+	}
+	// Unlocked even when ctx has ended; a connection that cannot run it is
+	// broken, and the session's lock goes with it.
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), sqlUnlockMigrations) }()
+	if err := MigrateTo(ctx, conn, schemaName, latest); err != nil {
+		return err
+	}
+	for _, set := range sets {
+		latest, err := set.Latest()
+		if err != nil {
+			return err
+		}
+		if err := migrateSetTo(ctx, conn, schemaName, set, latest); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// MigrateTo moves schemaName up or down to version (0 removes every table).
-// A schema already at version is left alone without any DDL, so a role
-// without the CREATE privilege on it may call MigrateTo (and Open may migrate)
-// when nothing is pending.
+// MigrateTo moves schemaName's pgstate migrations up or down to version (0
+// removes every table). A schema already at version is left alone without
+// any DDL, so a role without the CREATE privilege on it may call MigrateTo
+// (and Open may migrate) when nothing is pending.
 func MigrateTo(ctx context.Context, conn *pgx.Conn, schemaName string, version int32) error {
+	return migrateSetTo(ctx, conn, schemaName, Own(), version)
+}
+
+// MigrateSetTo moves one application set up or down to version. Its
+// migrations come after pgstate's, so pgstate's must be at this release's
+// latest version first.
+func MigrateSetTo(ctx context.Context, conn *pgx.Conn, schemaName string, set Set, version int32) error {
+	if err := ValidateSets([]Set{set}); err != nil {
+		return err
+	}
+	own, err := Version(ctx, conn, schemaName)
+	if err != nil {
+		return err
+	}
+	if latest, err := Latest(); err != nil {
+		return err
+	} else if own != latest {
+		return fmt.Errorf("%w: schema %q is at pgstate version %d, %s's migrations need %d: migrate pgstate's first", ErrPgstateNotLatest, schemaName, own, set.Name, latest)
+	}
+	return migrateSetTo(ctx, conn, schemaName, set, version)
+}
+
+func migrateSetTo(ctx context.Context, conn *pgx.Conn, schemaName string, set Set, version int32) error {
 	// tern's migrator always creates its version table unless its own
 	// existence check finds it, and that check compares the quoted name
 	// literally against the catalog, so it never does: look first, by OID.
-	current, exists, err := readVersion(ctx, conn, schemaName)
+	current, exists, err := readVersion(ctx, conn, schemaName, set.VersionTable())
 	if err != nil {
 		return err
 	}
 	if exists && current == version {
-		latest, err := Latest()
+		latest, err := set.Latest()
 		if err != nil {
 			return err
 		}
 		if current > latest {
-			return fmt.Errorf("%w: schema %q is at version %d, this release knows %d", ErrSchemaTooNew, schemaName, current, latest)
+			return tooNew(schemaName, set, current, latest)
 		}
 		return nil
 	}
-	m, err := newMigrator(ctx, conn, schemaName)
+	m, err := newMigrator(ctx, conn, schemaName, set)
 	if err != nil {
 		return err
 	}
 	current, err = m.GetCurrentVersion(ctx)
 	if err != nil {
-		return fmt.Errorf("read schema version: %w", err)
+		return fmt.Errorf("read %s version: %w", set.Name, err)
 	}
 	latest := int32(len(m.Migrations))
 	if current > latest {
-		return fmt.Errorf("%w: schema %q is at version %d, this release knows %d", ErrSchemaTooNew, schemaName, current, latest)
+		return tooNew(schemaName, set, current, latest)
 	}
 	if version < 0 || version > latest {
-		return fmt.Errorf("migrate schema %q: target version %d is outside 0..%d", schemaName, version, latest)
+		return fmt.Errorf("migrate schema %q: %s target version %d is outside 0..%d", schemaName, set.Name, version, latest)
 	}
 	if err := m.MigrateTo(ctx, version); err != nil {
-		return fmt.Errorf("migrate schema %q to version %d: %w", schemaName, version, err)
+		return fmt.Errorf("migrate schema %q: %s to version %d: %w", schemaName, set.Name, version, err)
 	}
 	return nil
+}
+
+func tooNew(schemaName string, set Set, current, latest int32) error {
+	if set.Name == ownName {
+		return fmt.Errorf("%w: schema %q is at version %d, this release knows %d", ErrSchemaTooNew, schemaName, current, latest)
+	}
+	return fmt.Errorf("%w: schema %q has %s migrations at version %d, this build knows %d", ErrSchemaTooNew, schemaName, set.Name, current, latest)
 }
 
 // Version returns the version schemaName has been migrated to; 0 when the
 // store has never been migrated (or its version table is missing).
 func Version(ctx context.Context, conn *pgx.Conn, schemaName string) (int32, error) {
-	v, _, err := readVersion(ctx, conn, schemaName)
+	v, _, err := readVersion(ctx, conn, schemaName, VersionTable)
 	return v, err
 }
 
-// readVersion returns schemaName's version and whether its version table
-// exists (the version is 0 when it does not).
-func readVersion(ctx context.Context, conn *pgx.Conn, schemaName string) (int32, bool, error) {
+// SetVersion returns the version set has been migrated to in schemaName; 0
+// when it never was.
+func SetVersion(ctx context.Context, conn *pgx.Conn, schemaName string, set Set) (int32, error) {
+	if err := ValidateSets([]Set{set}); err != nil {
+		return 0, err
+	}
+	v, _, err := readVersion(ctx, conn, schemaName, set.VersionTable())
+	return v, err
+}
+
+// readVersion returns the version recorded in schemaName's version table
+// and whether that table exists (the version is 0 when it does not).
+func readVersion(ctx context.Context, conn *pgx.Conn, schemaName, versionTable string) (int32, bool, error) {
 	quoted, err := QuoteName(schemaName)
 	if err != nil {
 		return 0, false, err
 	}
-	table := quoted + "." + pgx.Identifier{VersionTable}.Sanitize()
+	table := quoted + "." + pgx.Identifier{versionTable}.Sanitize()
 	var exists bool
 	if err := conn.QueryRow(ctx, sqlVersionTableExists, table).Scan(&exists); err != nil {
 		return 0, false, fmt.Errorf("look up version table: %w", err)
@@ -191,7 +262,7 @@ func readVersion(ctx context.Context, conn *pgx.Conn, schemaName string) (int32,
 	return v, true, nil
 }
 
-func newMigrator(ctx context.Context, conn *pgx.Conn, schemaName string) (*migrate.Migrator, error) {
+func newMigrator(ctx context.Context, conn *pgx.Conn, schemaName string, set Set) (*migrate.Migrator, error) {
 	quoted, err := QuoteName(schemaName)
 	if err != nil {
 		return nil, err
@@ -199,30 +270,22 @@ func newMigrator(ctx context.Context, conn *pgx.Conn, schemaName string) (*migra
 	if err := createSchema(ctx, conn, schemaName, quoted); err != nil {
 		return nil, err
 	}
-	m, err := migrate.NewMigrator(ctx, conn, quoted+"."+pgx.Identifier{VersionTable}.Sanitize())
+	m, err := migrate.NewMigrator(ctx, conn, quoted+"."+pgx.Identifier{set.VersionTable()}.Sanitize())
 	if err != nil {
 		return nil, fmt.Errorf("prepare migrator: %w", err)
 	}
-	names, err := migrate.FindMigrations(files)
+	migrations, err := set.load()
 	if err != nil {
-		return nil, fmt.Errorf("find migrations: %w", err)
+		return nil, err
 	}
-	for i, name := range names {
-		body, err := fs.ReadFile(files, name)
-		if err != nil {
-			return nil, fmt.Errorf("read migration %s: %w", name, err)
-		}
-		up, down, err := split(string(body))
-		if err != nil {
-			return nil, fmt.Errorf("migration %s: %w", name, err)
-		}
+	for i, mig := range migrations {
 		// Go-function migrations run inside the transaction tern opens, so
 		// SET LOCAL scopes the search_path to exactly one migration.
 		m.Migrations = append(m.Migrations, &migrate.Migration{
 			Sequence: int32(i + 1),
-			Name:     name,
-			UpFunc:   inSchema(quoted, up),
-			DownFunc: inSchema(quoted, down),
+			Name:     mig.name,
+			UpFunc:   inSchema(quoted, mig.up),
+			DownFunc: inSchema(quoted, mig.down),
 		})
 	}
 	return m, nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -67,6 +68,11 @@ type Config struct {
 	Logger *slog.Logger
 	// LogLevel is the level of statement records. Default slog.LevelDebug.
 	LogLevel slog.Level
+	// Tracer, when set, is a pgx tracer of the application's (its own, or
+	// otelpgstate's) that sees every statement next to the Logger's; any
+	// of pgx's tracer interfaces it also implements (batch, copy, connect…)
+	// are called too (pgx's multitracer).
+	Tracer pgx.QueryTracer
 
 	// CleanupInterval, when positive, starts a background cleaner that
 	// deletes expired entries at this interval. Among all processes sharing
@@ -90,6 +96,11 @@ type Config struct {
 	// MaxValueSize is the largest value accepted, in bytes. Default 64 MiB;
 	// PostgreSQL itself caps a bytea at 1 GiB.
 	MaxValueSize int
+
+	// Migrations are the application's own migration sets, applied in
+	// Schema after pgstate's and under the same lock (see schema.Set). With
+	// SkipMigrations Open only checks that each is at its latest version.
+	Migrations []schema.Set
 
 	// SkipMigrations stops Open from applying migrations; it then only checks
 	// that the schema is at the version this release expects. Use it when
@@ -173,6 +184,9 @@ func (c Config) validate() error {
 	if err := schema.ValidateName(c.Schema); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
+	if err := schema.ValidateSets(c.Migrations); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	return nil
 }
 
@@ -210,9 +224,7 @@ func (c Config) poolConfig() (*pgxpool.Config, error) {
 	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
 		pc.ConnConfig.RuntimeParams["application_name"] = "pgstate"
 	}
-	if c.Logger != nil {
-		pc.ConnConfig.Tracer = &statementLogger{logger: c.Logger, level: c.LogLevel}
-	}
+	pc.ConnConfig.Tracer = c.tracer(pc.ConnConfig.Tracer)
 	return pc, nil
 }
 

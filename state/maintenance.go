@@ -70,7 +70,10 @@ func (p *Postgres) checkVersion(ctx context.Context) error {
 		return err
 	}
 	defer conn.Release()
-	return checkSchemaVersion(ctx, conn.Conn(), p.cfg.Schema)
+	if err := checkSchemaVersion(ctx, conn.Conn(), p.cfg.Schema); err != nil {
+		return err
+	}
+	return checkSetVersions(ctx, conn.Conn(), p.cfg.Schema, p.cfg.Migrations)
 }
 
 // TableStats describes the store's tables on disk.

@@ -29,6 +29,7 @@ type Postgres struct {
 	watchdogs sync.Map     // *pgx.Conn → *watchdog
 	acquireBy atomic.Pointer[sharedDeadline]
 	cleaner   *cleaner
+	borrowed  bool // the pool is the application's (OpenPool): Close leaves it open
 
 	stats counters
 }
@@ -73,11 +74,14 @@ func (p *Postgres) prepareSchema(ctx context.Context) error {
 	}
 	defer conn.Release()
 	if !p.cfg.SkipMigrations {
-		if err := schema.Migrate(ctx, conn.Conn(), p.cfg.Schema); err != nil {
+		if err := schema.Migrate(ctx, conn.Conn(), p.cfg.Schema, p.cfg.Migrations...); err != nil {
 			return err
 		}
 	}
-	return checkSchemaVersion(ctx, conn.Conn(), p.cfg.Schema)
+	if err := checkSchemaVersion(ctx, conn.Conn(), p.cfg.Schema); err != nil {
+		return err
+	}
+	return checkSetVersions(ctx, conn.Conn(), p.cfg.Schema, p.cfg.Migrations)
 }
 
 func checkSchemaVersion(ctx context.Context, conn *pgx.Conn, schemaName string) error {
@@ -113,7 +117,9 @@ func (p *Postgres) Close() {
 			if p.cleaner != nil {
 				p.cleaner.stop()
 			}
-			p.pool.Close()
+			if !p.borrowed {
+				p.pool.Close()
+			}
 		}()
 		t := time.NewTimer(p.cfg.QueryTimeout + cancelGrace)
 		defer t.Stop()

@@ -57,9 +57,10 @@ func (p *Postgres) detachWatchdog(conn *pgx.Conn) {
 // acquire: a context that can end keeps pgx's own cancellation, bounded by
 // QueryTimeout; one that never ends (context.Background and its values) is
 // left alone: acquire bounds the wait for a connection and the connection's
-// watchdog bounds the statement instead.
+// watchdog bounds the statement instead. A pool the store did not build
+// (OpenPool) has no watchdogs: there every operation gets a deadline.
 func (p *Postgres) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if ctx.Done() == nil {
+	if ctx.Done() == nil && !p.borrowed {
 		return ctx, noCancel
 	}
 	return p.withTimeout(ctx)

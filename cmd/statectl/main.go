@@ -114,7 +114,8 @@ func init() {
 	// Assigned here rather than in the declaration because help refers back
 	// to the table.
 	commands = []command{
-		{"migrate", "migrate up|down|status [--to N]", "apply, roll back (one version, or to N) or show migrations", cmdMigrate},
+		{"migrate", "migrate up|down|status [--to N] [--app NAME=DIR]... [--set NAME]", "apply, roll back (one version, or to N) or show migrations, pgstate's and the application's", cmdMigrate},
+		{"schema", "schema export DIR", "write pgstate's migrations to DIR, for an application's sqlc.yaml", cmdSchema},
 		{"get", "get KEY", "print the value of KEY (exit 1 if missing)", cmdGet},
 		{"put", "put KEY [VALUE] [--ttl D] [--metadata JSON] [--if-version V|--if-absent]", "store VALUE (or stdin) under KEY", cmdPut},
 		{"delete", "delete KEY [--if-version V] | delete --prefix P", "remove KEY, or every key under P", cmdDelete},

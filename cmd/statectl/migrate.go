@@ -4,15 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
-	"sort"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgstate/pgstate/schema"
 )
 
-const migrateUsage = "migrate up [--to N] | down [--to N] | status"
+const migrateUsage = "migrate up [--to N] | down [--to N] | status [--app NAME=DIR]... [--set NAME]"
 
 type migrationDoc struct {
 	Version int32  `json:"version"`
@@ -20,9 +18,16 @@ type migrationDoc struct {
 	Applied bool   `json:"applied"`
 }
 
+// cmdMigrate moves or shows pgstate's migrations and, with --app, the
+// application's own sets (see schema.Set). "up" without --to applies
+// everything, pgstate's first; --to and "down" act on one set, pgstate's
+// unless --set names an application's.
 func cmdMigrate(ctx context.Context, a *app, args []string) error {
 	flags := a.flagSet("migrate")
 	to := flags.Int("to", 0, "target version")
+	var apps appSets
+	flags.Var(&apps, "app", "an application migration set, NAME=DIR (repeatable)")
+	setName := flags.String("set", "pgstate", "the set --to and down act on")
 	args, err := a.parse(flags, args)
 	if err != nil {
 		return err
@@ -39,7 +44,14 @@ func cmdMigrate(ctx context.Context, a *app, args []string) error {
 	if err := wantArgs("migrate "+action, args); err != nil {
 		return err
 	}
-	latest, err := schema.Latest()
+	if err := schema.ValidateSets(apps); err != nil {
+		return usagef("migrate: --app: %v", err)
+	}
+	set, err := apps.pick(*setName)
+	if err != nil {
+		return err
+	}
+	latest, err := set.Latest()
 	if err != nil {
 		return err
 	}
@@ -50,7 +62,7 @@ func cmdMigrate(ctx context.Context, a *app, args []string) error {
 		return usagef("migrate %s: --to %d is outside 0..%d", action, *to, latest)
 	}
 	if action == "status" {
-		if err := onlyWith(flags, "migrate status"); err != nil {
+		if err := onlyWith(flags, "migrate status", "app"); err != nil {
 			return err
 		}
 	}
@@ -59,17 +71,24 @@ func cmdMigrate(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer closeConn(conn)
-	current, err := schema.Version(ctx, conn, schemaName)
+	if action == "status" {
+		return a.migrateStatus(ctx, conn, schemaName, apps)
+	}
+	current, err := setVersion(ctx, conn, schemaName, set)
 	if err != nil {
 		return fmt.Errorf("read the version of schema %s: %w", schemaName, err)
 	}
-	if action != "status" && current > latest {
-		return fmt.Errorf("%w: schema %q is at version %d, this release knows %d", schema.ErrSchemaTooNew, schemaName, current, latest)
+	if current > latest {
+		if set.Name == schema.Own().Name {
+			return fmt.Errorf("%w: schema %q is at version %d, this release knows %d", schema.ErrSchemaTooNew, schemaName, current, latest)
+		}
+		return fmt.Errorf("%w: schema %q has %s migrations at version %d, the files know %d", schema.ErrSchemaTooNew, schemaName, set.Name, current, latest)
 	}
 	switch action {
-	case "status":
-		return a.migrateStatus(schemaName, current, latest)
 	case "up":
+		if !hasTo && !isSet(flags, "set") {
+			return a.migrateAll(ctx, conn, schemaName, apps)
+		}
 		target := latest
 		if hasTo {
 			target = int32(*to)
@@ -77,7 +96,7 @@ func cmdMigrate(ctx context.Context, a *app, args []string) error {
 		if target < current {
 			return usagef("migrate up: --to %d is below the current version %d: use 'statectl migrate down --to %d'", target, current, target)
 		}
-		return a.migrateTo(ctx, conn, schemaName, current, target)
+		return a.migrateTo(ctx, conn, schemaName, set, current, target)
 	default:
 		target := current - 1
 		if hasTo {
@@ -89,76 +108,168 @@ func cmdMigrate(ctx context.Context, a *app, args []string) error {
 		if target < 0 {
 			target = 0
 		}
-		return a.migrateTo(ctx, conn, schemaName, current, target)
+		return a.migrateTo(ctx, conn, schemaName, set, current, target)
 	}
 }
 
-func (a *app) migrateTo(ctx context.Context, conn *pgx.Conn, schemaName string, from, to int32) error {
-	latest, err := schema.Latest()
+// migrateTo moves one set from version from to version to.
+func (a *app) migrateTo(ctx context.Context, conn *pgx.Conn, schemaName string, set schema.Set, from, to int32) error {
+	own := set.Name == schema.Own().Name
+	latest, err := set.Latest()
 	if err != nil {
 		return err
 	}
 	switch {
 	case from == to:
-	case to == latest:
+	case own && to == latest:
 		// Migrate, unlike MigrateTo, is the path applications take at Open;
 		// going through it here keeps both on the same code.
 		if err := schema.Migrate(ctx, conn, schemaName); err != nil {
 			return err
 		}
-	default:
+	case own:
 		if err := schema.MigrateTo(ctx, conn, schemaName, to); err != nil {
 			return err
 		}
-	}
-	return a.emit(struct {
-		Schema string `json:"schema"`
-		From   int32  `json:"from"`
-		To     int32  `json:"to"`
-	}{schemaName, from, to}, func(w io.Writer) {
-		if from == to {
-			fmt.Fprintf(w, "%s; nothing to do\n", describeVersion(schemaName, to))
-			return
+	default:
+		if err := schema.MigrateSetTo(ctx, conn, schemaName, set, to); err != nil {
+			return err
 		}
-		fmt.Fprintf(w, "migrated schema %s from version %d to %d\n", schemaName, from, to)
+	}
+	return a.emitMoves(schemaName, []setMove{{set.Name, from, to}})
+}
+
+// migrateAll applies every pending migration, pgstate's and then each
+// application set's, as Open does, under one lock.
+func (a *app) migrateAll(ctx context.Context, conn *pgx.Conn, schemaName string, apps appSets) error {
+	sets := append([]schema.Set{schema.Own()}, apps...)
+	moves := make([]setMove, len(sets))
+	for i, set := range sets {
+		from, err := setVersion(ctx, conn, schemaName, set)
+		if err != nil {
+			return fmt.Errorf("read the version of schema %s: %w", schemaName, err)
+		}
+		latest, err := set.Latest()
+		if err != nil {
+			return err
+		}
+		moves[i] = setMove{set.Name, from, latest}
+	}
+	if err := schema.Migrate(ctx, conn, schemaName, apps...); err != nil {
+		return err
+	}
+	return a.emitMoves(schemaName, moves)
+}
+
+type setMove struct {
+	name     string
+	from, to int32
+}
+
+// emitMoves prints what migrate up or down did: pgstate's set alone keeps
+// the output statectl always had; application sets add a line (and a JSON
+// object in "sets") each.
+func (a *app) emitMoves(schemaName string, moves []setMove) error {
+	type setDoc struct {
+		Name string `json:"name"`
+		From int32  `json:"from"`
+		To   int32  `json:"to"`
+	}
+	doc := struct {
+		Schema string   `json:"schema"`
+		From   int32    `json:"from"`
+		To     int32    `json:"to"`
+		Sets   []setDoc `json:"sets,omitempty"`
+	}{Schema: schemaName}
+	for _, m := range moves {
+		if m.name == schema.Own().Name {
+			doc.From, doc.To = m.from, m.to
+			continue
+		}
+		doc.Sets = append(doc.Sets, setDoc{m.name, m.from, m.to})
+	}
+	if len(moves) == 1 && moves[0].name != schema.Own().Name {
+		doc.From, doc.To = moves[0].from, moves[0].to
+	}
+	return a.emit(doc, func(w io.Writer) {
+		for _, m := range moves {
+			own := m.name == schema.Own().Name
+			switch {
+			case m.from == m.to && own:
+				fmt.Fprintf(w, "%s; nothing to do\n", describeVersion(schemaName, m.to))
+			case m.from == m.to:
+				fmt.Fprintf(w, "schema %s: %s is at version %d; nothing to do\n", schemaName, m.name, m.to)
+			case own:
+				fmt.Fprintf(w, "migrated schema %s from version %d to %d\n", schemaName, m.from, m.to)
+			default:
+				fmt.Fprintf(w, "migrated schema %s: %s from version %d to %d\n", schemaName, m.name, m.from, m.to)
+			}
+		}
 	})
 }
 
-func (a *app) migrateStatus(schemaName string, current, latest int32) error {
-	names, err := fs.Glob(schema.FS(), "*.sql")
-	if err != nil {
-		return err
+type setStatusDoc struct {
+	Name         string         `json:"name"`
+	VersionTable string         `json:"version_table"`
+	Version      int32          `json:"version"`
+	Latest       int32          `json:"latest"`
+	Migrations   []migrationDoc `json:"migrations"`
+}
+
+// migrateStatus shows pgstate's migrations at the top level (as statectl
+// always has) and each application set's in "sets".
+func (a *app) migrateStatus(ctx context.Context, conn *pgx.Conn, schemaName string, apps appSets) error {
+	docs := make([]setStatusDoc, 0, 1+len(apps))
+	for _, set := range append([]schema.Set{schema.Own()}, apps...) {
+		current, err := setVersion(ctx, conn, schemaName, set)
+		if err != nil {
+			return fmt.Errorf("read the version of schema %s: %w", schemaName, err)
+		}
+		names, err := set.Migrations()
+		if err != nil {
+			return err
+		}
+		d := setStatusDoc{Name: set.Name, VersionTable: set.VersionTable(), Version: current, Latest: int32(len(names))}
+		for i, n := range names {
+			v := int32(i + 1)
+			d.Migrations = append(d.Migrations, migrationDoc{Version: v, Name: n, Applied: v <= current})
+		}
+		docs = append(docs, d)
 	}
-	// The file names are zero-padded, so their order is the version order.
-	sort.Strings(names)
-	migrations := make([]migrationDoc, len(names))
-	for i, n := range names {
-		v := int32(i + 1)
-		migrations[i] = migrationDoc{Version: v, Name: n, Applied: v <= current}
-	}
+	own := docs[0]
 	return a.emit(struct {
 		Schema     string         `json:"schema"`
 		Version    int32          `json:"version"`
 		Latest     int32          `json:"latest"`
 		Migrations []migrationDoc `json:"migrations"`
-	}{schemaName, current, latest, migrations}, func(w io.Writer) {
-		pending := latest - current
-		switch {
-		case pending > 0:
-			fmt.Fprintf(w, "%s of %d (%d pending: run 'statectl migrate up')\n", describeVersion(schemaName, current), latest, pending)
-		case pending < 0:
-			fmt.Fprintf(w, "%s, newer than this release's %d\n", describeVersion(schemaName, current), latest)
-		default:
-			fmt.Fprintf(w, "%s (up to date)\n", describeVersion(schemaName, current))
-		}
-		rows := make([][]string, len(migrations))
-		for i, m := range migrations {
-			mark := "pending"
-			if m.Applied {
-				mark = "applied"
+		Sets       []setStatusDoc `json:"sets,omitempty"`
+	}{schemaName, own.Version, own.Latest, own.Migrations, docs[1:]}, func(w io.Writer) {
+		for i, d := range docs {
+			label := describeVersion(schemaName, d.Version)
+			if i > 0 {
+				fmt.Fprintln(w)
+				label = fmt.Sprintf("schema %s: %s (%s) is at version %d", schemaName, d.Name, d.VersionTable, d.Version)
 			}
-			rows[i] = []string{fmt.Sprintf("%3d", m.Version), m.Name, mark}
+			pending := d.Latest - d.Version
+			switch {
+			case pending > 0:
+				fmt.Fprintf(w, "%s of %d (%d pending: run 'statectl migrate up')\n", label, d.Latest, pending)
+			case pending < 0 && i == 0:
+				fmt.Fprintf(w, "%s, newer than this release's %d\n", label, d.Latest)
+			case pending < 0:
+				fmt.Fprintf(w, "%s, newer than the %d files given\n", label, d.Latest)
+			default:
+				fmt.Fprintf(w, "%s (up to date)\n", label)
+			}
+			rows := make([][]string, len(d.Migrations))
+			for j, m := range d.Migrations {
+				mark := "pending"
+				if m.Applied {
+					mark = "applied"
+				}
+				rows[j] = []string{fmt.Sprintf("%3d", m.Version), m.Name, mark}
+			}
+			table(w, rows)
 		}
-		table(w, rows)
 	})
 }
