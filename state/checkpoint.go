@@ -159,7 +159,7 @@ func (p *Postgres) inTx(ctx context.Context, mode retryMode, fn func(pgx.Tx) err
 // nothing behind, whatever mode says; a failed COMMIT whose outcome is
 // unknown is marked ErrOutcomeUnknown, which is never retried.
 func (p *Postgres) txOnce(ctx context.Context, fn func(pgx.Tx) error) error {
-	tx, err := p.pool.BeginTx(ctx, txOptions)
+	tx, err := p.beginTx(ctx, txOptions)
 	if err != nil {
 		return err
 	}

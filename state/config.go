@@ -106,6 +106,56 @@ type Config struct {
 	// that the schema is at the version this release expects. Use it when
 	// the application's role may not change the schema.
 	SkipMigrations bool
+
+	// QueryExecMode is how pgx sends statements. The default,
+	// pgx.QueryExecModeCacheStatement, prepares each statement once per
+	// connection and then runs it in one round trip; it needs the server
+	// session to keep its prepared statements, which a transaction-mode
+	// pooler (PgBouncer 1.18) does not. Behind one use
+	// pgx.QueryExecModeExec (one round trip, text parameters) or
+	// pgx.QueryExecModeSimpleProtocol (parameters interpolated by pgx).
+	// CacheDescribe and DescribeExec are for direct connections only: they
+	// describe a statement in a round trip of its own, which a pooler may
+	// send to another server session, outside the transaction that sets
+	// search_path.
+	QueryExecMode pgx.QueryExecMode
+
+	// TransactionPooler says that DSN reaches PostgreSQL through a pooler in
+	// transaction mode (PgBouncer pool_mode = transaction): each transaction
+	// may run on another server session, one that other clients (other
+	// schemas, other programs) used before. The store then relies on no
+	// session state: search_path and statement_timeout, otherwise set once
+	// per connection, are set for each transaction (set_config(…, true)),
+	// sent in the same round trip as the statement. It needs QueryExecMode
+	// Exec or SimpleProtocol.
+	TransactionPooler bool
+	// DirectDSN, with TransactionPooler, reaches the same database without
+	// the pooler. Open applies pending migrations over it, because the
+	// migrator holds a session-level advisory lock. Empty: Open applies
+	// none and only checks the schema version (as with SkipMigrations).
+	DirectDSN string
+
+	// Replicas are DSNs of streaming standbys of the primary that DSN
+	// reaches. Reads (Get, Contains, ListKeys, Count, CountEstimate) go to
+	// one of them only when asked: per call with ReadFromReplica or
+	// ReadFromReplicaAfter, or for every call with ReplicaReads. Writes,
+	// conditional writes, transactions, checkpoints and every other call
+	// always go to the primary, and so does a read when no replica is
+	// healthy. See replica.go for the guarantee of each read mode.
+	Replicas []string
+	// ReplicaReads sends every eligible read to a replica unless its context
+	// says ReadFromPrimary. Default false: reads go to the primary.
+	ReplicaReads bool
+	// ReplicaMaxLag: a replica whose replay lag exceeds it serves no reads
+	// until it catches up. Default 5s.
+	ReplicaMaxLag time.Duration
+	// ReplicaCheckInterval is how often each replica's health and replay lag
+	// are measured. Default 1s.
+	ReplicaCheckInterval time.Duration
+	// ReplicaWaitTimeout bounds how long a ReadFromReplicaAfter read waits
+	// for a replica to replay the position it names before it reads from
+	// the primary instead. Default 500ms.
+	ReplicaWaitTimeout time.Duration
 }
 
 // DefaultConfig returns the configuration Open uses for dsn when nothing else
@@ -124,6 +174,11 @@ func DefaultConfig(dsn string) Config {
 		CleanupBatchSize: 10000,
 		ChangeRetention:  24 * time.Hour,
 		MaxValueSize:     DefaultMaxValueSize,
+		QueryExecMode:    pgx.QueryExecModeCacheStatement,
+
+		ReplicaMaxLag:        5 * time.Second,
+		ReplicaCheckInterval: time.Second,
+		ReplicaWaitTimeout:   500 * time.Millisecond,
 	}
 }
 
@@ -181,6 +236,9 @@ func (c Config) validate() error {
 	case c.MaxValueSize < 0 || c.MaxValueSize > 1<<30-1:
 		return bad("MaxValueSize is %d, want 0 to %d (PostgreSQL's bytea limit)", c.MaxValueSize, 1<<30-1)
 	}
+	if err := c.validateDeployment(); err != nil {
+		return err
+	}
 	if err := schema.ValidateName(c.Schema); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
@@ -204,10 +262,14 @@ func (c Config) poolConfig() (*pgxpool.Config, error) {
 	pc.MinConns = c.MinConns
 	pc.MaxConns = c.MaxConns
 	pc.ConnConfig.ConnectTimeout = c.ConnectTimeout
+	pc.ConnConfig.DefaultQueryExecMode = c.execMode()
 	quoted, _ := schema.QuoteName(c.Schema) // validated above
 	// Every generated query names its tables unqualified; the pool's
-	// search_path makes them the tables of this store's schema.
-	pc.ConnConfig.RuntimeParams["search_path"] = quoted
+	// search_path makes them the tables of this store's schema. Behind a
+	// transaction pooler it is set per transaction instead (pooler.go).
+	if !c.TransactionPooler {
+		pc.ConnConfig.RuntimeParams["search_path"] = quoted
+	}
 	// A statement whose client gave up must stop on the server too, or a
 	// timed-out write could still commit later (for example once a lock it
 	// waited for is released). Cancelling the context sends a cancel request;
@@ -218,7 +280,7 @@ func (c Config) poolConfig() (*pgxpool.Config, error) {
 	// The server enforces the same bound by itself (a little later, so that
 	// normally the client's own deadline fires first), for a client that dies
 	// or is cut off mid-statement.
-	if pc.ConnConfig.RuntimeParams["statement_timeout"] == "" {
+	if pc.ConnConfig.RuntimeParams["statement_timeout"] == "" && !c.TransactionPooler {
 		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt((c.QueryTimeout + cancelGrace).Milliseconds(), 10)
 	}
 	if pc.ConnConfig.RuntimeParams["application_name"] == "" {

@@ -30,6 +30,8 @@ type Postgres struct {
 	acquireBy atomic.Pointer[sharedDeadline]
 	cleaner   *cleaner
 	borrowed  bool // the pool is the application's (OpenPool): Close leaves it open
+	settings  sessionSettings // behind a transaction pooler, see pooler.go
+	replicas  *replicaSet      // nil without Config.Replicas
 
 	stats counters
 }
@@ -45,7 +47,7 @@ func Open(ctx context.Context, cfg Config) (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgstate: open: %w", err)
 	}
-	p := &Postgres{cfg: cfg, q: gen.New()}
+	p := &Postgres{cfg: cfg, q: gen.New(), settings: newSessionSettings(cfg)}
 	pc.AfterConnect = p.attachWatchdog
 	pc.BeforeClose = p.detachWatchdog
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
@@ -57,6 +59,10 @@ func Open(ctx context.Context, cfg Config) (*Postgres, error) {
 		pool.Close()
 		return nil, fmt.Errorf("pgstate: open: %w", interpretError(err))
 	}
+	if p.replicas, err = openReplicas(ctx, p); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pgstate: open: %w", err)
+	}
 	if cfg.CleanupInterval > 0 {
 		p.cleaner = startCleaner(p, cfg.CleanupInterval)
 	}
@@ -66,6 +72,11 @@ func Open(ctx context.Context, cfg Config) (*Postgres, error) {
 // prepareSchema migrates (or, with SkipMigrations, only checks) the store's
 // schema on one connection. Its errors are the driver's; Open maps them.
 func (p *Postgres) prepareSchema(ctx context.Context) error {
+	if p.cfg.TransactionPooler && p.cfg.DirectDSN != "" && !p.cfg.SkipMigrations {
+		if err := p.migrateDirect(ctx); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout+p.cfg.QueryTimeout)
 	defer cancel()
 	conn, err := p.pool.Acquire(ctx)
@@ -73,7 +84,7 @@ func (p *Postgres) prepareSchema(ctx context.Context) error {
 		return err
 	}
 	defer conn.Release()
-	if !p.cfg.SkipMigrations {
+	if !p.cfg.SkipMigrations && !p.cfg.TransactionPooler {
 		if err := schema.Migrate(ctx, conn.Conn(), p.cfg.Schema, p.cfg.Migrations...); err != nil {
 			return err
 		}
@@ -117,6 +128,7 @@ func (p *Postgres) Close() {
 			if p.cleaner != nil {
 				p.cleaner.stop()
 			}
+			p.replicas.close()
 			if !p.borrowed {
 				p.pool.Close()
 			}
@@ -194,7 +206,7 @@ func (p *Postgres) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
 	if err := p.checkKey(key); err != nil {
 		return nil, false, p.fail(ctx, "get", err)
 	}
-	value, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) ([]byte, error) {
+	value, err := readQuery(ctx, p, func(ctx context.Context, db gen.DBTX) ([]byte, error) {
 		return p.q.EntryGet(ctx, db, key)
 	})
 	if isNoRows(err) {
@@ -250,7 +262,7 @@ func (p *Postgres) Contains(ctx context.Context, key []byte) (bool, error) {
 	if err := p.checkKey(key); err != nil {
 		return false, p.fail(ctx, "contains", err)
 	}
-	found, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) (bool, error) {
+	found, err := readQuery(ctx, p, func(ctx context.Context, db gen.DBTX) (bool, error) {
 		return p.q.EntryExists(ctx, db, key)
 	})
 	if err != nil {
@@ -266,7 +278,7 @@ func (p *Postgres) Count(ctx context.Context) (int64, error) {
 	if err := p.usable(); err != nil {
 		return 0, p.fail(ctx, "count", err)
 	}
-	n, err := query(ctx, p, idempotent, p.q.EntriesCount)
+	n, err := readQuery(ctx, p, p.q.EntriesCount)
 	if err != nil {
 		return 0, p.fail(ctx, "count", err)
 	}
@@ -281,7 +293,7 @@ func (p *Postgres) CountEstimate(ctx context.Context) (int64, error) {
 	if err := p.usable(); err != nil {
 		return 0, p.fail(ctx, "count estimate", err)
 	}
-	n, err := query(ctx, p, idempotent, p.q.EntriesCountEstimate)
+	n, err := readQuery(ctx, p, p.q.EntriesCountEstimate)
 	if err != nil {
 		return 0, p.fail(ctx, "count estimate", err)
 	}
@@ -313,7 +325,7 @@ func (p *Postgres) ListKeys(ctx context.Context, prefix []byte) ([][]byte, error
 		return [][]byte{}, nil
 	}
 	lower, upper := nonNil(prefix), PrefixEnd(prefix)
-	keys, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) ([][]byte, error) {
+	keys, err := readQuery(ctx, p, func(ctx context.Context, db gen.DBTX) ([][]byte, error) {
 		if upper == nil {
 			return p.q.EntryKeysListFrom(ctx, db, lower)
 		}

@@ -37,7 +37,7 @@ func query[T any](ctx context.Context, p *Postgres, mode retryMode, run func(con
 		var l lease
 		stmtErr = nil
 		if db, l, err = p.acquire(ctx, deadline); err == nil {
-			out, err = run(ctx, db)
+			out, err = run(ctx, p.sessionless(db))
 			stmtErr = err
 			err = l.release(err)
 		}

@@ -31,6 +31,12 @@ type Stats struct {
 	AcquireWait      time.Duration // total time spent waiting for a connection
 	EmptyAcquires    int64         // acquisitions that had to wait or dial
 	CanceledAcquires int64         // acquisitions abandoned by their context
+
+	// Replicas (Config.Replicas); each one's figures are in ReplicaStats.
+	HealthyReplicas  int32         // replicas serving reads right now
+	MaxReplicaLag    time.Duration // the largest replay lag among them, as last measured
+	ReplicaReads     int64         // reads the replicas served
+	ReplicaFallbacks int64         // reads meant for a replica that the primary served
 }
 
 type counters struct {
@@ -70,5 +76,6 @@ func (p *Postgres) Stats() Stats {
 	s.AcquireWait = ps.AcquireDuration()
 	s.EmptyAcquires = ps.EmptyAcquireCount()
 	s.CanceledAcquires = ps.CanceledAcquireCount()
+	s.HealthyReplicas, s.MaxReplicaLag, s.ReplicaReads, s.ReplicaFallbacks = p.replicas.summary()
 	return s
 }

@@ -65,7 +65,7 @@ func (p *Postgres) CleanupExpired(ctx context.Context) (int64, error) {
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
-	n, err := p.cleanupOn(ctx, p.pool)
+	n, err := p.cleanupOn(ctx, p.sessionless(p.pool))
 	if err != nil {
 		return n, p.fail(ctx, "cleanup expired", err)
 	}

@@ -56,6 +56,9 @@ type Cluster struct {
 	asUser  []string // command prefix that runs a program as the server's user
 	uid     int
 	gid     int
+	// autoConf is kept in postgresql.auto.conf after the port: a standby's
+	// primary_conninfo, written there by pg_basebackup -R.
+	autoConf string
 }
 
 // stopTimeout bounds pg_ctl's waits (start, stop, restart), in seconds.
@@ -283,7 +286,7 @@ func (c *Cluster) configurePort() error {
 		return err
 	}
 	c.Port = port
-	return c.WriteFile("postgresql.auto.conf", []byte(fmt.Sprintf("port = %d\n", port)))
+	return c.WriteFile("postgresql.auto.conf", []byte(fmt.Sprintf("port = %d\n%s", port, c.autoConf)))
 }
 
 // Cluster ports come from below Linux's default ephemeral range (32768 and
