@@ -7,7 +7,139 @@ package gen
 
 import (
 	"context"
+	"encoding/json"
+	"time"
 )
+
+const entriesListAsc = `-- name: EntriesListAsc :many
+SELECT key,
+    CASE WHEN $1::boolean THEN value ELSE ''::bytea END AS value,
+    created_at, updated_at, expires_at, metadata, version
+FROM state_entries
+WHERE key >= $2
+    AND key < $3
+    AND (expires_at IS NULL OR expires_at > now())
+ORDER BY key
+LIMIT $4::bigint
+`
+
+type EntriesListAscParams struct {
+	WithValues bool
+	Lower      []byte
+	Upper      []byte
+	RowLimit   *int64
+}
+
+type EntriesListAscRow struct {
+	Key       []byte
+	Value     []byte
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	ExpiresAt *time.Time
+	Metadata  json.RawMessage
+	Version   int64
+}
+
+// EntriesListAsc and EntriesListDesc read one page of a listing over
+// [lower, upper) in either direction. Both bounds are always given (an open
+// end is a key longer than any key can be), so both stay index conditions
+// on the primary key, which also yields the order: LIMIT stops the scan.
+// start-after is folded into the bounds by the caller. Values are read only
+// when asked for: a keys-only listing never detoasts a large value.
+func (q *Queries) EntriesListAsc(ctx context.Context, db DBTX, arg EntriesListAscParams) ([]EntriesListAscRow, error) {
+	rows, err := db.Query(ctx, entriesListAsc,
+		arg.WithValues,
+		arg.Lower,
+		arg.Upper,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []EntriesListAscRow{}
+	for rows.Next() {
+		var i EntriesListAscRow
+		if err := rows.Scan(
+			&i.Key,
+			&i.Value,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.ExpiresAt,
+			&i.Metadata,
+			&i.Version,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const entriesListDesc = `-- name: EntriesListDesc :many
+SELECT key,
+    CASE WHEN $1::boolean THEN value ELSE ''::bytea END AS value,
+    created_at, updated_at, expires_at, metadata, version
+FROM state_entries
+WHERE key >= $2
+    AND key < $3
+    AND (expires_at IS NULL OR expires_at > now())
+ORDER BY key DESC
+LIMIT $4::bigint
+`
+
+type EntriesListDescParams struct {
+	WithValues bool
+	Lower      []byte
+	Upper      []byte
+	RowLimit   *int64
+}
+
+type EntriesListDescRow struct {
+	Key       []byte
+	Value     []byte
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	ExpiresAt *time.Time
+	Metadata  json.RawMessage
+	Version   int64
+}
+
+func (q *Queries) EntriesListDesc(ctx context.Context, db DBTX, arg EntriesListDescParams) ([]EntriesListDescRow, error) {
+	rows, err := db.Query(ctx, entriesListDesc,
+		arg.WithValues,
+		arg.Lower,
+		arg.Upper,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []EntriesListDescRow{}
+	for rows.Next() {
+		var i EntriesListDescRow
+		if err := rows.Scan(
+			&i.Key,
+			&i.Value,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.ExpiresAt,
+			&i.Metadata,
+			&i.Version,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
 
 const entriesScanFrom = `-- name: EntriesScanFrom :many
 SELECT key, value, created_at, updated_at, expires_at, metadata, version

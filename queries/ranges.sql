@@ -38,3 +38,31 @@ WHERE key >= @lower
     AND (expires_at IS NULL OR expires_at > now())
 ORDER BY key
 LIMIT @page_size;
+
+-- EntriesListAsc and EntriesListDesc read one page of a listing over
+-- [lower, upper) in either direction. Both bounds are always given (an open
+-- end is a key longer than any key can be), so both stay index conditions
+-- on the primary key, which also yields the order: LIMIT stops the scan.
+-- start-after is folded into the bounds by the caller. Values are read only
+-- when asked for: a keys-only listing never detoasts a large value.
+-- name: EntriesListAsc :many
+SELECT key,
+    CASE WHEN @with_values::boolean THEN value ELSE ''::bytea END AS value,
+    created_at, updated_at, expires_at, metadata, version
+FROM state_entries
+WHERE key >= @lower
+    AND key < @upper
+    AND (expires_at IS NULL OR expires_at > now())
+ORDER BY key
+LIMIT sqlc.narg(row_limit)::bigint;
+
+-- name: EntriesListDesc :many
+SELECT key,
+    CASE WHEN @with_values::boolean THEN value ELSE ''::bytea END AS value,
+    created_at, updated_at, expires_at, metadata, version
+FROM state_entries
+WHERE key >= @lower
+    AND key < @upper
+    AND (expires_at IS NULL OR expires_at > now())
+ORDER BY key DESC
+LIMIT sqlc.narg(row_limit)::bigint;

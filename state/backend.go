@@ -69,8 +69,9 @@ type Store interface {
 	CleanupExpired(ctx context.Context) (int64, error)
 
 	// Scan iterates over the live entries whose key starts with prefix, in
-	// key order, reading them page by page so memory stays bounded.
-	Scan(ctx context.Context, prefix []byte) iter.Seq2[Entry, error]
+	// key order, reading them page by page so memory stays bounded. The
+	// options of List apply: WithLimit bounds the whole scan.
+	Scan(ctx context.Context, prefix []byte, opts ...ListOption) iter.Seq2[Entry, error]
 
 	// CreateCheckpoint snapshots every live entry and returns the snapshot's
 	// id.

@@ -433,7 +433,16 @@ func (m *Memory) CleanupExpired(ctx context.Context) (int64, error) {
 
 // Scan implements Store. It reads a sorted snapshot of the matching keys and
 // then each entry as it goes.
-func (m *Memory) Scan(ctx context.Context, prefix []byte) iter.Seq2[Entry, error] {
+func (m *Memory) Scan(ctx context.Context, prefix []byte, opts ...ListOption) iter.Seq2[Entry, error] {
+	if len(opts) > 0 {
+		o, err := collectListOptions(opts)
+		if err != nil {
+			return func(yield func(Entry, error) bool) { yield(Entry{}, memFail("scan", err)) }
+		}
+		return scanPages(ctx, o, func(ctx context.Context, o listOptions) (Page, error) {
+			return m.List(ctx, prefix, func(lo *listOptions) { *lo = o })
+		})
+	}
 	return func(yield func(Entry, error) bool) {
 		keys, err := m.ListKeys(ctx, prefix)
 		if err != nil {

@@ -15,7 +15,16 @@ const ScanPageSize = 1000
 // memory stays at one page whatever the size of the store and no page costs
 // more than the first. Entries written during the scan may or may not be
 // seen; no entry is seen twice. Breaking out of the loop stops the scan.
-func (p *Postgres) Scan(ctx context.Context, prefix []byte) iter.Seq2[Entry, error] {
+func (p *Postgres) Scan(ctx context.Context, prefix []byte, opts ...ListOption) iter.Seq2[Entry, error] {
+	if len(opts) > 0 {
+		o, err := collectListOptions(opts)
+		if err != nil {
+			return func(yield func(Entry, error) bool) { yield(Entry{}, p.fail(ctx, "scan", err)) }
+		}
+		return scanPages(ctx, o, func(ctx context.Context, o listOptions) (Page, error) {
+			return p.List(ctx, prefix, func(lo *listOptions) { *lo = o })
+		})
+	}
 	return func(yield func(Entry, error) bool) {
 		if err := p.usable(); err != nil {
 			yield(Entry{}, p.fail(ctx, "scan", err))

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pgstate/pgstate/state"
@@ -233,9 +235,66 @@ func cmdDelete(ctx context.Context, a *app, args []string) error {
 	})
 }
 
+// listFlags are the options list and find share.
+type listFlags struct {
+	prefix, start, end, after *string
+	limit                     *int
+	reverse, values           *bool
+}
+
+func addListFlags(fs *flag.FlagSet) listFlags {
+	return listFlags{
+		prefix:  fs.String("prefix", "", "only keys starting with this"),
+		start:   fs.String("start", "", "only keys at or after this (with --end: the range [start, end))"),
+		end:     fs.String("end", "", "only keys before this"),
+		after:   fs.String("start-after", "", "resume after this key (the \"next\" of the previous page)"),
+		limit:   fs.Int("limit", 0, "print at most this many (0: all)"),
+		reverse: fs.Bool("reverse", false, "descending key order"),
+		values:  fs.Bool("values", false, "print values too"),
+	}
+}
+
+// options decodes the flags into the library's list options.
+func (f listFlags) options(fs *flag.FlagSet, c codec) (prefix []byte, opts []state.ListOption, err error) {
+	if prefix, err = c.decode("--prefix", *f.prefix); err != nil {
+		return nil, nil, err
+	}
+	if isSet(fs, "start") || isSet(fs, "end") {
+		start, err := c.decode("--start", *f.start)
+		if err != nil {
+			return nil, nil, err
+		}
+		end, err := c.decode("--end", *f.end)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, state.Range(start, end))
+	}
+	if isSet(fs, "start-after") {
+		after, err := c.decode("--start-after", *f.after)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, state.StartAfter(after))
+	}
+	if isSet(fs, "limit") {
+		if *f.limit <= 0 {
+			return nil, nil, usagef("%s: --limit %d: want a positive number", fs.Name(), *f.limit)
+		}
+		opts = append(opts, state.WithLimit(*f.limit))
+	}
+	if *f.reverse {
+		opts = append(opts, state.Reverse())
+	}
+	if !*f.values {
+		opts = append(opts, state.KeysOnly())
+	}
+	return prefix, opts, nil
+}
+
 func cmdList(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("list")
-	prefixArg := fs.String("prefix", "", "list only keys starting with this")
+	lf := addListFlags(fs)
 	args, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -247,29 +306,122 @@ func cmdList(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	prefix, err := c.decode("--prefix", *prefixArg)
+	vc, err := a.valueCodec()
+	if err != nil {
+		return err
+	}
+	prefix, opts, err := lf.options(fs, c)
 	if err != nil {
 		return err
 	}
 	return a.withStore(ctx, func(s *state.Postgres) error {
-		keys, err := s.ListKeys(ctx, prefix)
+		pg, err := s.List(ctx, prefix, opts...)
 		if err != nil {
 			return err
 		}
+		return a.printPage(pg, c, vc, *lf.values)
+	})
+}
+
+func cmdFind(ctx context.Context, a *app, args []string) error {
+	fs := a.flagSet("find")
+	metadata := fs.String("metadata", "", "the JSON document the entries' metadata must contain")
+	lf := addListFlags(fs)
+	args, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs("find", args); err != nil {
+		return err
+	}
+	if *metadata == "" || !json.Valid([]byte(*metadata)) {
+		return usagef("find: --metadata %q: want a JSON document such as '{\"team\":\"ops\"}'", *metadata)
+	}
+	c, err := a.codec()
+	if err != nil {
+		return err
+	}
+	vc, err := a.valueCodec()
+	if err != nil {
+		return err
+	}
+	prefix, opts, err := lf.options(fs, c)
+	if err != nil {
+		return err
+	}
+	return a.withStore(ctx, func(s *state.Postgres) error {
+		pg, err := s.FindByMetadataPage(ctx, prefix, json.RawMessage(*metadata), opts...)
+		if err != nil {
+			return err
+		}
+		return a.printPage(pg, c, vc, *lf.values)
+	})
+}
+
+// printPage prints a listing: keys (or entries with --values), and when a
+// limit cut it short, how to go on.
+func (a *app) printPage(pg state.Page, c, vc codec, values bool) error {
+	if !values {
+		keys := pg.Keys()
 		jc := c.forJSON(keys...)
 		doc := struct {
 			Keys     []string `json:"keys"`
 			Encoding string   `json:"encoding"`
-		}{Keys: make([]string, len(keys)), Encoding: jc.String()}
+			More     bool     `json:"more,omitempty"`
+			Next     string   `json:"next,omitempty"`
+		}{Keys: make([]string, len(keys)), Encoding: jc.String(), More: pg.More}
 		for i, k := range keys {
 			doc.Keys[i] = jc.encode(k)
+		}
+		if pg.More {
+			doc.Next = jc.encode(pg.Next())
 		}
 		return a.emit(doc, func(w io.Writer) {
 			for _, k := range keys {
 				fmt.Fprintln(w, c.show(k))
 			}
+			a.moreHint(pg, c)
 		})
+	}
+	doc := struct {
+		Entries []entryDoc `json:"entries"`
+		More    bool       `json:"more,omitempty"`
+		Next    string     `json:"next,omitempty"`
+	}{Entries: make([]entryDoc, len(pg.Entries)), More: pg.More}
+	for i, e := range pg.Entries {
+		doc.Entries[i] = newEntryDoc(c, vc, e)
+	}
+	if pg.More {
+		doc.Next = doc.Entries[len(doc.Entries)-1].Key
+	}
+	return a.emit(doc, func(w io.Writer) {
+		rows := make([][]string, len(pg.Entries))
+		for i, e := range pg.Entries {
+			rows[i] = []string{c.show(e.Key), vc.show(e.Value)}
+		}
+		table(w, rows)
+		a.moreHint(pg, c)
 	})
+}
+
+// moreHint tells a human at a terminal, on stderr so that stdout stays the
+// listing, that the limit cut the listing short; scripts read "more" and
+// "next" from --json.
+func (a *app) moreHint(pg state.Page, c codec) {
+	if pg.More && stdinIsTerminal(a.stdout) {
+		fmt.Fprintf(a.stderr, "statectl: more entries follow: continue with --start-after %s\n", shellQuote(c.encode(pg.Next())))
+	}
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r == '/' || r == '-' || r == '_' || r == '.' || r == ':' || r == '=' || r == '+' ||
+			r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func cmdCount(ctx context.Context, a *app, args []string) error {

@@ -112,9 +112,10 @@ func onlyWith(fs *flag.FlagSet, action string, allowed ...string) error {
 	return err
 }
 
-// stdinIsTerminal reports whether reading stdin would wait for someone to
-// type, which for put means the value was forgotten.
-func stdinIsTerminal(r io.Reader) bool {
+// stdinIsTerminal reports whether r (stdin, or stdout) is a terminal: for
+// stdin, reading would wait for someone to type, which for put means the
+// value was forgotten.
+func stdinIsTerminal(r any) bool {
 	f, ok := r.(*os.File)
 	if !ok {
 		return false
