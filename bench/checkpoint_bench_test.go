@@ -6,33 +6,45 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgstate/pgstate/state"
 )
 
-var checkpointSizes = []int{100, 100_000}
+// checkpointSizes: 150,000 is the size issue 11 measured.
+var checkpointSizes = []int{100, 150_000}
 
-// checkpointFamily is a store of n entries, one database per size.
+// checkpointFamily is a store of n entries, one database per size, with the
+// floor's checkpoint table beside the library's.
 func checkpointFamily(b *testing.B, n int) *fixture {
 	return family(b, fmt.Sprintf("checkpoint-%d", n), 10, func(ctx context.Context, f *fixture) error {
+		if _, err := f.raw.Exec(ctx, floorCheckpointTable); err != nil {
+			return err
+		}
 		return seedRows(ctx, f.raw, "k:", n, groupMetadata, nil)
 	})
 }
 
+// clearCheckpoints empties every checkpoint table with the timer stopped,
+// so no iteration pays for the dead rows of another.
+func clearCheckpoints(b *testing.B, f *fixture) {
+	b.StopTimer()
+	exec(b, f.raw, "TRUNCATE state_checkpoint_entries, state_checkpoints, floor_checkpoint_entries")
+	b.StartTimer()
+}
+
 // BenchmarkCreateCheckpoint copies n entries server-side; B/op shows that the
-// client's memory does not grow with n.
+// client's memory does not grow with n. floor is the plain INSERT … SELECT
+// into a table with the same primary key, in one transaction.
 func BenchmarkCreateCheckpoint(b *testing.B) {
 	ctx := context.Background()
 	for _, n := range checkpointSizes {
 		f := checkpointFamily(b, n)
-		clean := func(b *testing.B) {
-			b.StopTimer()
-			exec(b, f.raw, "TRUNCATE state_checkpoint_entries, state_checkpoints")
-			b.StartTimer()
-		}
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			b.Run("lib", func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					clean(b)
+					clearCheckpoints(b, f)
 					if _, err := f.lib.CreateCheckpoint(ctx); err != nil {
 						b.Fatal(err)
 					}
@@ -41,8 +53,17 @@ func BenchmarkCreateCheckpoint(b *testing.B) {
 			b.Run("raw", func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					clean(b)
+					clearCheckpoints(b, f)
 					if _, err := rawCreateCheckpoint(ctx, f.raw); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("floor", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					clearCheckpoints(b, f)
+					if _, err := floorCreateCheckpoint(ctx, f.raw); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -57,18 +78,58 @@ func BenchmarkRestoreCheckpoint(b *testing.B) {
 	ctx := context.Background()
 	for _, n := range checkpointSizes {
 		f := checkpointFamily(b, n)
-		var id uuid.UUID
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			if id == uuid.Nil {
-				var err error
-				if id, err = f.lib.CreateCheckpoint(ctx); err != nil {
-					b.Fatal(err)
-				}
+			exec(b, f.raw, "TRUNCATE state_checkpoint_entries, state_checkpoints, floor_checkpoint_entries")
+			id, err := f.lib.CreateCheckpoint(ctx)
+			if err != nil {
+				b.Fatal(err)
 			}
+			for _, who := range []struct {
+				name    string
+				restore func() error
+			}{
+				{"lib", func() error { return f.lib.RestoreCheckpoint(ctx, id) }},
+				{"raw", func() error { return rawRestoreCheckpoint(ctx, f.raw, id) }},
+				{"floor", func() error { return floorRestoreCheckpoint(ctx, f.raw, id) }},
+			} {
+				b.Run(who.name, func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						if err := who.restore(); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+				// The restores leave n dead rows each; keep the next one comparable.
+				exec(b, f.raw, "VACUUM state_entries")
+			}
+		})
+	}
+}
+
+// BenchmarkDeleteCheckpoint deletes a checkpoint of n entries, made with the
+// timer stopped into emptied tables. floor deletes the same rows from the
+// floor's table, which has no header.
+func BenchmarkDeleteCheckpoint(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range checkpointSizes {
+		f := checkpointFamily(b, n)
+		made := func(b *testing.B, create func() (uuid.UUID, error)) uuid.UUID {
+			clearCheckpoints(b, f)
+			b.StopTimer()
+			defer b.StartTimer()
+			id, err := create()
+			if err != nil {
+				b.Fatal(err)
+			}
+			return id
+		}
+		libCreate := func() (uuid.UUID, error) { return f.lib.CreateCheckpoint(ctx) }
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			b.Run("lib", func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					if err := f.lib.RestoreCheckpoint(ctx, id); err != nil {
+					if err := f.lib.DeleteCheckpoint(ctx, made(b, libCreate)); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -76,15 +137,81 @@ func BenchmarkRestoreCheckpoint(b *testing.B) {
 			b.Run("raw", func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					if err := rawRestoreCheckpoint(ctx, f.raw, id); err != nil {
+					if d, err := rawDeleteCheckpoint(ctx, f.raw, made(b, libCreate)); err != nil || d != 1 {
+						b.Fatal(d, err)
+					}
+				}
+			})
+			b.Run("floor", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					id := made(b, func() (uuid.UUID, error) { return floorCreateCheckpoint(ctx, f.raw) })
+					if _, err := f.raw.Exec(ctx, floorCheckpointDelete, id); err != nil {
 						b.Fatal(err)
 					}
 				}
 			})
 		})
-		// The restores leave n dead rows each; keep the next run comparable.
-		exec(b, f.raw, "VACUUM state_entries")
 	}
+}
+
+// BenchmarkCheckpointRetention makes a checkpoint of n entries with
+// CheckpointRetention 1 while one other exists: the copy and the deletion of
+// the old one, in one transaction. floor does the same two statements on the
+// floor's table.
+func BenchmarkCheckpointRetention(b *testing.B) {
+	ctx := context.Background()
+	n := checkpointSizes[len(checkpointSizes)-1]
+	f := checkpointFamily(b, n)
+	cfg := state.DefaultConfig(f.dsn)
+	cfg.CheckpointRetention = 1
+	keep1, err := state.Open(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer keep1.Close()
+	b.Run(fmt.Sprint(n), func(b *testing.B) {
+		b.Run("lib", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				clearCheckpoints(b, f)
+				b.StopTimer()
+				if _, err := keep1.CreateCheckpoint(ctx); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if _, err := keep1.CreateCheckpoint(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("floor", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				clearCheckpoints(b, f)
+				b.StopTimer()
+				old, err := floorCreateCheckpoint(ctx, f.raw)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				id, err := uuid.NewV7()
+				if err != nil {
+					b.Fatal(err)
+				}
+				err = pgx.BeginFunc(ctx, f.raw, func(tx pgx.Tx) error {
+					if _, err := tx.Exec(ctx, floorCheckpointCopy, id); err != nil {
+						return err
+					}
+					_, err := tx.Exec(ctx, floorCheckpointDelete, old)
+					return err
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
 }
 
 const cleanupN = 100_000
@@ -102,12 +229,14 @@ func expireRows(b *testing.B, f *fixture) {
 
 // BenchmarkCleanupExpired deletes 100,000 expired entries from a store that
 // also holds 10,000 live ones: the library in batches of CleanupBatchSize
-// (5000) through the expires_at index, raw as one DELETE.
+// (10,000 by default), raw the same batch statement in the same loop, floor
+// one DELETE of every expired row.
 func BenchmarkCleanupExpired(b *testing.B) {
 	f := family(b, "cleanup", 10, func(ctx context.Context, f *fixture) error {
 		return seedRows(ctx, f.raw, "k:", 10_000, nil, nil)
 	})
 	ctx := context.Background()
+	batch := int32(state.DefaultConfig("").CleanupBatchSize)
 	check := func(b *testing.B, n int64, err error) {
 		if err != nil || n != cleanupN {
 			b.Fatal(n, err)
@@ -126,8 +255,16 @@ func BenchmarkCleanupExpired(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				expireRows(b, f)
-				n, err := rawCleanupExpired(ctx, f.raw)
+				n, err := rawCleanupExpired(ctx, f.raw, batch)
 				check(b, n, err)
+			}
+		})
+		b.Run("floor", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				expireRows(b, f)
+				tag, err := f.raw.Exec(ctx, floorDeleteExpired)
+				check(b, tag.RowsAffected(), err)
 			}
 		})
 	})

@@ -199,6 +199,15 @@ func TestRawSQLMatchesGenerated(t *testing.T) {
 					return err
 				})
 			}},
+		{"DeleteCheckpoint", rawCheckpointDelete,
+			func() error {
+				id, err := lib.CreateCheckpoint(ctx)
+				if err != nil {
+					return err
+				}
+				return lib.DeleteCheckpoint(ctx, id)
+			},
+			func(db gen.DBTX) error { _, err := q.CheckpointDelete(ctx, db, uuid.New()); return err }},
 		{"CleanupExpired", rawEntriesDeleteExpiredBatch,
 			func() error { _, err := lib.CleanupExpired(ctx); return err },
 			func(db gen.DBTX) error { _, err := q.EntriesDeleteExpiredBatch(ctx, db, 5000); return err }},

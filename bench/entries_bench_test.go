@@ -58,6 +58,16 @@ func BenchmarkGet(b *testing.B) {
 			i += 7919
 		}
 	})
+	b.Run("floor", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if ok, err := floorGetOne(ctx, f.raw, floorGet, ks[i%len(ks)]); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+			i += 7919
+		}
+	})
 	// raw-timeout: raw with a per-call context.WithTimeout, what enforcing
 	// Config.QueryTimeout with a context per call would cost; the library
 	// uses a timer per connection instead.
@@ -99,6 +109,16 @@ func BenchmarkContains(b *testing.B) {
 			i += 7919
 		}
 	})
+	b.Run("floor", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if ok, err := floorContainsOne(ctx, f.raw, ks[i%len(ks)]); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+			i += 7919
+		}
+	})
 }
 
 // BenchmarkPut overwrites existing entries (the common case; the update is
@@ -127,6 +147,16 @@ func BenchmarkPut(b *testing.B) {
 			i++
 		}
 	})
+	b.Run("floor", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, err := f.raw.Exec(ctx, floorPut, ks[i%len(ks)], value); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
 }
 
 func BenchmarkPutWithTTL(b *testing.B) {
@@ -150,6 +180,16 @@ func BenchmarkPutWithTTL(b *testing.B) {
 		for b.Loop() {
 			micros := ttl.Microseconds()
 			if err := rawPut(ctx, f.raw, ks[i%len(ks)], value, nil, &micros); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("floor", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, err := f.raw.Exec(ctx, floorPutWithTTL, ks[i%len(ks)], value, ttl.Microseconds()); err != nil {
 				b.Fatal(err)
 			}
 			i++
@@ -204,6 +244,14 @@ func BenchmarkDelete(b *testing.B) {
 			}
 		}
 	})
+	b.Run("floor", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := f.raw.Exec(ctx, floorDelete, d.key(b)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkCount counts the family's 100,000+ live entries: a full scan.
@@ -222,6 +270,15 @@ func BenchmarkCount(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := rawCount(ctx, f.raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("floor", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var n int64
+			if err := f.raw.QueryRow(ctx, floorCount).Scan(&n); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -262,6 +319,16 @@ func BenchmarkGetMany(b *testing.B) {
 			i++
 		}
 	})
+	// floor: the rows as they come, into slices, no map.
+	b.Run("floor", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			n, err := floorRows(ctx, f, floorGetMany, sets[i%batches])
+			check(b, n, err)
+			i++
+		}
+	})
 }
 
 // BenchmarkListKeys lists 1,000 keys out of the family's 100,000.
@@ -291,6 +358,18 @@ func BenchmarkListKeys(b *testing.B) {
 			ks, err := rawListKeys(ctx, f.raw, p, state.PrefixEnd(p))
 			if err != nil || len(ks) != 1000 {
 				b.Fatal(len(ks), err)
+			}
+			i++
+		}
+	})
+	b.Run("floor", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			p := prefixes[i%len(prefixes)]
+			n, err := floorRows(ctx, f, floorListKeys, p, state.PrefixEnd(p))
+			if err != nil || n != 1000 {
+				b.Fatal(n, err)
 			}
 			i++
 		}
@@ -337,6 +416,17 @@ func BenchmarkFindByMetadata(b *testing.B) {
 			i++
 		}
 		b.ReportMetric(gin, "gin-index")
+	})
+	b.Run("floor", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			n, err := floorRows(ctx, f, floorFindByMetadata, filters[i%len(filters)])
+			if err != nil || n != entriesN/1000 {
+				b.Fatal(n, err)
+			}
+			i++
+		}
 	})
 }
 
@@ -415,6 +505,12 @@ func BenchmarkConcurrentGet(b *testing.B) {
 			return err
 		})
 	})
+	b.Run("floor", func(b *testing.B) {
+		runConcurrent(b, func(k []byte) error {
+			_, err := floorGetOne(ctx, f.raw, floorGet, k)
+			return err
+		})
+	})
 }
 
 func BenchmarkConcurrentPut(b *testing.B) {
@@ -425,5 +521,8 @@ func BenchmarkConcurrentPut(b *testing.B) {
 	})
 	b.Run("raw", func(b *testing.B) {
 		runConcurrent(b, func(k []byte) error { return rawPut(ctx, f.raw, k, value, nil, nil) })
+	})
+	b.Run("floor", func(b *testing.B) {
+		runConcurrent(b, func(k []byte) error { _, err := f.raw.Exec(ctx, floorPut, k, value); return err })
 	})
 }

@@ -127,11 +127,16 @@ WITH copied AS (
     SELECT $1::uuid, e.key, e.value, e.created_at, e.updated_at, e.expires_at, e.metadata, e.version
     FROM state_entries AS e
     WHERE e.expires_at IS NULL OR e.expires_at > now()
-    RETURNING octet_length(key)::bigint + octet_length(value)::bigint AS bytes
+), totals AS (
+    SELECT
+        count(*) AS row_count,
+        coalesce(sum(octet_length(e.key)::bigint + octet_length(e.value)::bigint), 0)::bigint AS data_bytes
+    FROM state_entries AS e
+    WHERE e.expires_at IS NULL OR e.expires_at > now()
 )
 INSERT INTO state_checkpoints (id, row_count, data_bytes, metadata)
-SELECT $1::uuid, count(*), coalesce(sum(copied.bytes), 0)::bigint, $2::jsonb
-FROM copied
+SELECT $1::uuid, t.row_count, t.data_bytes, $2::jsonb
+FROM totals AS t
 RETURNING id, created_at, row_count, data_bytes, metadata
 `
 
@@ -157,6 +162,19 @@ FROM state_checkpoint_entries AS c
 WHERE c.checkpoint_id = $1
 `
 
+const rawCheckpointDelete = `-- name: CheckpointDelete :one
+WITH header AS (
+    DELETE FROM state_checkpoints
+    WHERE id = $1
+    RETURNING id
+), entries AS (
+    DELETE FROM state_checkpoint_entries
+    WHERE checkpoint_id = ANY(ARRAY(SELECT h.id FROM header AS h))
+)
+SELECT count(*) AS deleted
+FROM header
+`
+
 const rawEntriesDeleteExpiredBatch = `-- name: EntriesDeleteExpiredBatch :execrows
 DELETE FROM state_entries
 WHERE ctid = ANY(ARRAY(
@@ -177,10 +195,6 @@ WHERE key >= $1
 ORDER BY key
 LIMIT $2
 `
-
-// rawDeleteExpired is the ceiling for CleanupExpired: one unbatched DELETE,
-// as someone without the library would write it.
-const rawDeleteExpired = `DELETE FROM state_entries WHERE expires_at <= now()`
 
 // The raw helpers below are what a careful hand-written pgx program does with
 // the same statements: no timeouts, no retries, no validation, no counters.
@@ -238,8 +252,8 @@ func rawUpsertMany(ctx context.Context, pool *pgxpool.Pool, keys, values [][]byt
 	return err
 }
 
-// rawCopy is the ceiling for BatchPut: COPY of new rows, no conflict
-// handling at all.
+// rawCopy is the floor for BatchPut of new keys: COPY of new rows, no
+// conflict handling at all.
 func rawCopy(ctx context.Context, pool *pgxpool.Pool, keys, values [][]byte) error {
 	rows := make([][]any, len(keys))
 	for i := range keys {
@@ -361,7 +375,24 @@ func rawRestoreCheckpoint(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID)
 	})
 }
 
-func rawCleanupExpired(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
-	tag, err := pool.Exec(ctx, rawDeleteExpired)
-	return tag.RowsAffected(), err
+// rawCleanupExpired runs the library's batch statement until a batch comes
+// back short, as CleanupExpired does.
+func rawCleanupExpired(ctx context.Context, pool *pgxpool.Pool, batch int32) (int64, error) {
+	var total int64
+	for {
+		tag, err := pool.Exec(ctx, rawEntriesDeleteExpiredBatch, batch)
+		if err != nil {
+			return total, err
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < int64(batch) {
+			return total, nil
+		}
+	}
+}
+
+func rawDeleteCheckpoint(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID) (int64, error) {
+	var n int64
+	err := pool.QueryRow(ctx, rawCheckpointDelete, id).Scan(&n)
+	return n, err
 }

@@ -66,4 +66,27 @@ func BenchmarkScan(b *testing.B) {
 		}
 		b.ReportMetric(float64(h.peak), "peak-heap-B")
 	})
+	// floor: one streamed query, each row scanned into an entry.
+	b.Run("floor", func(b *testing.B) {
+		b.ReportAllocs()
+		var h heapPeak
+		for b.Loop() {
+			h.seen = 0
+			rows, err := f.raw.Query(ctx, floorScan)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for rows.Next() {
+				var e rawEntry
+				if err := rows.Scan(&e.Key, &e.Value, &e.CreatedAt, &e.UpdatedAt, &e.ExpiresAt, &e.Metadata, &e.Version); err != nil {
+					b.Fatal(err)
+				}
+				h.entry()
+			}
+			if err := rows.Err(); err != nil || h.seen != scanN {
+				b.Fatal(h.seen, err)
+			}
+		}
+		b.ReportMetric(float64(h.peak), "peak-heap-B")
+	})
 }

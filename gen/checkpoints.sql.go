@@ -20,11 +20,16 @@ WITH copied AS (
     SELECT $1::uuid, e.key, e.value, e.created_at, e.updated_at, e.expires_at, e.metadata, e.version
     FROM state_entries AS e
     WHERE e.expires_at IS NULL OR e.expires_at > now()
-    RETURNING octet_length(key)::bigint + octet_length(value)::bigint AS bytes
+), totals AS (
+    SELECT
+        count(*) AS row_count,
+        coalesce(sum(octet_length(e.key)::bigint + octet_length(e.value)::bigint), 0)::bigint AS data_bytes
+    FROM state_entries AS e
+    WHERE e.expires_at IS NULL OR e.expires_at > now()
 )
 INSERT INTO state_checkpoints (id, row_count, data_bytes, metadata)
-SELECT $1::uuid, count(*), coalesce(sum(copied.bytes), 0)::bigint, $2::jsonb
-FROM copied
+SELECT $1::uuid, t.row_count, t.data_bytes, $2::jsonb
+FROM totals AS t
 RETURNING id, created_at, row_count, data_bytes, metadata
 `
 
@@ -35,8 +40,12 @@ type CheckpointCreateParams struct {
 
 // CheckpointCreate copies every live entry into the checkpoint tables in one
 // statement, hence from one snapshot: a consistent point-in-time copy that
-// never leaves the server. The header's foreign key is checked at the end of
-// the statement, after both inserts.
+// never leaves the server. The header and its entries are written by the
+// same statement, so they commit together or not at all (there is no
+// foreign key; see migration 008). The totals are read by a second scan of
+// the same rows in the same snapshot, with the same now(), rather than
+// aggregated from the copy's RETURNING: a sequential pass over the source
+// costs a fraction of materialising every copied row again.
 func (q *Queries) CheckpointCreate(ctx context.Context, db DBTX, arg CheckpointCreateParams) (StateCheckpoint, error) {
 	row := db.QueryRow(ctx, checkpointCreate, arg.ID, arg.Metadata)
 	var i StateCheckpoint
@@ -50,18 +59,28 @@ func (q *Queries) CheckpointCreate(ctx context.Context, db DBTX, arg CheckpointC
 	return i, err
 }
 
-const checkpointDelete = `-- name: CheckpointDelete :execrows
-DELETE FROM state_checkpoints
-WHERE id = $1
+const checkpointDelete = `-- name: CheckpointDelete :one
+WITH header AS (
+    DELETE FROM state_checkpoints
+    WHERE id = $1
+    RETURNING id
+), entries AS (
+    DELETE FROM state_checkpoint_entries
+    WHERE checkpoint_id = ANY(ARRAY(SELECT h.id FROM header AS h))
+)
+SELECT count(*) AS deleted
+FROM header
 `
 
-// The entries go with the header (ON DELETE CASCADE).
+// CheckpointDelete deletes a header and its entries in one statement. The
+// entries go only if this statement deleted the header: a restore holding
+// the header FOR SHARE makes it wait, and of two concurrent deletes the
+// second finds no header and deletes nothing.
 func (q *Queries) CheckpointDelete(ctx context.Context, db DBTX, id uuid.UUID) (int64, error) {
-	result, err := db.Exec(ctx, checkpointDelete, id)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+	row := db.QueryRow(ctx, checkpointDelete, id)
+	var deleted int64
+	err := row.Scan(&deleted)
+	return deleted, err
 }
 
 const checkpointLockShared = `-- name: CheckpointLockShared :one
@@ -86,15 +105,23 @@ func (q *Queries) CheckpointLockShared(ctx context.Context, db DBTX, id uuid.UUI
 	return i, err
 }
 
-const checkpointsDeleteBeyond = `-- name: CheckpointsDeleteBeyond :execrows
-DELETE FROM state_checkpoints
-WHERE id IN (
-    SELECT c.id
-    FROM state_checkpoints AS c
-    WHERE c.id <> $1::uuid
-    ORDER BY c.created_at DESC, c.id DESC
-    OFFSET $2::integer - 1
+const checkpointsDeleteBeyond = `-- name: CheckpointsDeleteBeyond :one
+WITH doomed AS (
+    DELETE FROM state_checkpoints
+    WHERE id IN (
+        SELECT c.id
+        FROM state_checkpoints AS c
+        WHERE c.id <> $1::uuid
+        ORDER BY c.created_at DESC, c.id DESC
+        OFFSET $2::integer - 1
+    )
+    RETURNING id
+), entries AS (
+    DELETE FROM state_checkpoint_entries
+    WHERE checkpoint_id = ANY(ARRAY(SELECT d.id FROM doomed AS d))
 )
+SELECT count(*) AS deleted
+FROM doomed
 `
 
 type CheckpointsDeleteBeyondParams struct {
@@ -104,16 +131,16 @@ type CheckpointsDeleteBeyondParams struct {
 
 // CheckpointsDeleteBeyond enforces retention right after checkpoint `id` was
 // created: it keeps that one and the newest `keep` - 1 others, and deletes
-// the rest. The new checkpoint is excluded by id, not found by its place in
-// the order, because created_at is its transaction's start: a checkpoint
+// the rest, headers and entries in one statement as CheckpointDelete does.
+// The new checkpoint is excluded by id, not found by its place in the
+// order, because created_at is its transaction's start: a checkpoint
 // started later but committed earlier, or a clock stepped back, would
 // otherwise rank above it and have it deleted.
 func (q *Queries) CheckpointsDeleteBeyond(ctx context.Context, db DBTX, arg CheckpointsDeleteBeyondParams) (int64, error) {
-	result, err := db.Exec(ctx, checkpointsDeleteBeyond, arg.ID, arg.Keep)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+	row := db.QueryRow(ctx, checkpointsDeleteBeyond, arg.ID, arg.Keep)
+	var deleted int64
+	err := row.Scan(&deleted)
+	return deleted, err
 }
 
 const checkpointsList = `-- name: CheckpointsList :many

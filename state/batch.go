@@ -15,58 +15,87 @@ import (
 )
 
 // copyThreshold is the batch size from which BatchPut tries COPY first:
-// below it the extra round trips of the transaction cost more than COPY
-// saves.
+// below it the upsert over arrays is as fast and never has to fall back.
 const copyThreshold = 1000
 
 // BatchPut implements Store. Every entry is validated before anything is
 // sent, and the batch is written atomically. A batch of fewer than
 // copyThreshold entries is one upsert statement over parallel arrays (one
-// round trip). A larger batch is first attempted with COPY inside a
-// savepoint, which is how PostgreSQL loads rows fastest; if any key already
-// exists, the savepoint is rolled back and the same upsert runs instead, in
-// the same transaction. Both paths write the rows in key order, so
-// concurrent overlapping batches never deadlock.
+// round trip). A larger batch is first attempted with COPY, which is how
+// PostgreSQL loads rows fastest; if any key already exists, the COPY fails
+// as a whole, having written nothing, and the same upsert runs instead.
+// Both paths write the rows in key order, so concurrent overlapping batches
+// never deadlock.
+//
+// Without TTLs the COPY is a statement of its own, atomic as any statement,
+// and the upsert after a conflict another: one round trip when the keys are
+// new. An entry with a TTL needs the transaction's clock (expires_at is
+// computed from the now() the upsert would use), and inside Transact the
+// COPY must not abort the caller's transaction: those batches copy inside a
+// transaction or savepoint, read now() there and roll the savepoint back on
+// a conflict.
 func (p *Postgres) BatchPut(ctx context.Context, entries []Entry) error {
 	if err := p.usable(); err != nil {
 		return p.fail(ctx, "batch put", err)
 	}
-	arg, size, err := p.batchParams(entries)
+	b, err := p.newBatch(entries)
 	if err != nil {
 		return p.fail(ctx, "batch put", err)
 	}
-	if len(arg.Keys) == 0 {
+	switch {
+	case len(b.rows) == 0:
 		return nil
-	}
-	if len(arg.Keys) >= copyThreshold {
-		tctx, cancel := p.withTimeout(ctx)
-		err = p.inTx(tctx, onceOnly, func(tx pgx.Tx) error { return p.copyOrUpsert(tctx, tx, arg) })
-		cancel()
-	} else {
+	case len(b.rows) < copyThreshold:
 		_, err = query(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) (int64, error) {
-			return p.q.EntriesUpsertMany(ctx, db, arg)
+			return p.q.EntriesUpsertMany(ctx, db, b.upsertParams())
 		})
+	case b.ttls == nil && boundTx(ctx) == nil:
+		err = p.copyThenUpsert(ctx, b)
+	default:
+		tctx, cancel := p.withTimeout(ctx)
+		err = p.inTx(tctx, onceOnly, func(tx pgx.Tx) error { return p.copyOrUpsert(tctx, tx, b) })
+		cancel()
 	}
 	if err != nil {
 		return p.fail(ctx, "batch put", err)
 	}
-	p.stats.puts.Add(int64(len(arg.Keys)))
-	p.stats.bytesWritten.Add(size)
+	p.stats.puts.Add(int64(len(b.rows)))
+	p.stats.bytesWritten.Add(b.bytes)
 	return nil
 }
 
-func (p *Postgres) copyOrUpsert(ctx context.Context, tx pgx.Tx, arg gen.EntriesUpsertManyParams) error {
-	p.stats.queries.Add(1)
-	now, err := p.q.TransactionNow(ctx, tx)
-	if err != nil {
+// copyThenUpsert copies a batch without TTLs as one statement and, if a key
+// already exists, upserts it as another. The failed COPY wrote nothing, so
+// the upsert is the batch's only write.
+func (p *Postgres) copyThenUpsert(ctx context.Context, b batch) error {
+	_, err := query(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) (int64, error) {
+		return p.q.EntriesInsertManyCopyFrom(ctx, db, b.rows)
+	})
+	if !isUniqueViolation(err) {
 		return err
 	}
-	rows := make([]gen.EntriesInsertManyCopyFromParams, len(arg.Keys))
-	for i := range rows {
-		rows[i] = gen.EntriesInsertManyCopyFromParams{Key: arg.Keys[i], Value: arg.Values[i], Metadata: arg.Metadata[i]}
-		if micros := arg.TtlMicros[i]; micros > 0 {
-			expires := addMicros(now, micros)
-			rows[i].ExpiresAt = &expires
+	_, err = query(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) (int64, error) {
+		return p.q.EntriesUpsertMany(ctx, db, b.upsertParams())
+	})
+	return err
+}
+
+// copyOrUpsert copies a batch inside tx, behind a savepoint, with expiries
+// computed from the transaction's now(), and falls back to the upsert in
+// the same transaction on a conflict.
+func (p *Postgres) copyOrUpsert(ctx context.Context, tx pgx.Tx, b batch) error {
+	if b.ttls != nil {
+		p.stats.queries.Add(1)
+		now, err := p.q.TransactionNow(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for i, micros := range b.ttls {
+			b.rows[i].ExpiresAt = nil
+			if micros > 0 {
+				expires := addMicros(now, micros)
+				b.rows[i].ExpiresAt = &expires
+			}
 		}
 	}
 	savepoint, err := tx.Begin(ctx)
@@ -74,80 +103,120 @@ func (p *Postgres) copyOrUpsert(ctx context.Context, tx pgx.Tx, arg gen.EntriesU
 		return err
 	}
 	p.stats.queries.Add(1)
-	if _, err = p.q.EntriesInsertManyCopyFrom(ctx, savepoint, rows); err == nil {
+	if _, err = p.q.EntriesInsertManyCopyFrom(ctx, savepoint, b.rows); err == nil {
 		return savepoint.Commit(ctx)
 	}
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != pgerrUniqueViolation {
+	if !isUniqueViolation(err) {
 		return err
 	}
 	if err := savepoint.Rollback(ctx); err != nil {
 		return err
 	}
 	p.stats.queries.Add(1)
-	_, err = p.q.EntriesUpsertMany(ctx, tx, arg)
+	_, err = p.q.EntriesUpsertMany(ctx, tx, b.upsertParams())
 	return err
 }
 
 // pgerrUniqueViolation is SQLSTATE unique_violation.
 const pgerrUniqueViolation = "23505"
 
-// batchParams validates every entry, superseded duplicates included (as
-// Memory does), and lays the batch out as parallel arrays, keeping only the
-// last occurrence of each key (one statement cannot write a row twice),
-// sorted by key. The order is what makes concurrent batches safe: every
-// BatchPut, on the upsert and the COPY path alike, locks its rows in
-// ascending key order, so two overlapping batches can wait for each other
-// but never in a cycle, and no BatchPut fails with a deadlock.
-func (p *Postgres) batchParams(entries []Entry) (gen.EntriesUpsertManyParams, int64, error) {
-	last := make(map[string]int, len(entries))
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == pgerrUniqueViolation
+}
+
+// batch is a validated BatchPut: one row per distinct key, the last
+// occurrence of each, in ascending key order.
+type batch struct {
+	// rows is what COPY sends; ExpiresAt is filled in only once the
+	// transaction's clock is known.
+	rows []gen.EntriesInsertManyCopyFromParams
+	// ttls holds each row's TTL in microseconds (0: none), or is nil when no
+	// row has one.
+	ttls  []int64
+	bytes int64
+}
+
+// newBatch validates every entry, superseded duplicates included (as
+// Memory does), and keeps only the last occurrence of each key (one
+// statement cannot write a row twice), sorted by key. The order is what
+// makes concurrent batches safe: every BatchPut, on the upsert and the COPY
+// path alike, locks its rows in ascending key order, so two overlapping
+// batches can wait for each other but never in a cycle, and no BatchPut
+// fails with a deadlock. Sorting positions by (key, position) finds the
+// duplicates next to each other without a map, and costs a single pass
+// when the entries come sorted already.
+func (p *Postgres) newBatch(entries []Entry) (batch, error) {
+	var b batch
+	order := make([]int32, len(entries))
 	metadata := make([]json.RawMessage, len(entries))
+	anyTTL := false
 	for i, e := range entries {
 		if err := checkKey(e.Key); err != nil {
-			return gen.EntriesUpsertManyParams{}, 0, fmt.Errorf("entry %d: %w", i, err)
+			return b, fmt.Errorf("entry %d: %w", i, err)
 		}
 		if err := checkValue(e.Value, p.cfg.MaxValueSize); err != nil {
-			return gen.EntriesUpsertManyParams{}, 0, fmt.Errorf("entry %d: %w", i, err)
+			return b, fmt.Errorf("entry %d: %w", i, err)
 		}
 		if e.TTL < 0 {
-			return gen.EntriesUpsertManyParams{}, 0, fmt.Errorf("entry %d: %w: %v, want 0 (none) or a positive duration", i, ErrInvalidTTL, e.TTL)
+			return b, fmt.Errorf("entry %d: %w: %v, want 0 (none) or a positive duration", i, ErrInvalidTTL, e.TTL)
 		}
-		md, err := encodeMetadata(e.Metadata)
-		if err != nil {
-			return gen.EntriesUpsertManyParams{}, 0, fmt.Errorf("entry %d: %w", i, err)
+		if e.Metadata != nil {
+			md, err := encodeMetadata(e.Metadata)
+			if err != nil {
+				return b, fmt.Errorf("entry %d: %w", i, err)
+			}
+			metadata[i] = md
 		}
-		metadata[i] = md
-		last[string(e.Key)] = i
-	}
-	kept := make([]int, 0, len(last))
-	for i, e := range entries {
-		if last[string(e.Key)] == i {
-			kept = append(kept, i)
-		}
+		anyTTL = anyTTL || e.TTL > 0
+		order[i] = int32(i)
 	}
 	// bytes.Compare orders keys as PostgreSQL orders bytea.
-	slices.SortFunc(kept, func(a, b int) int { return bytes.Compare(entries[a].Key, entries[b].Key) })
-	n := len(kept)
-	arg := gen.EntriesUpsertManyParams{
-		Keys:      make([][]byte, 0, n),
-		Values:    make([][]byte, 0, n),
-		Metadata:  make([]json.RawMessage, 0, n),
-		TtlMicros: make([]int64, 0, n),
-	}
-	var size int64
-	for _, i := range kept {
-		e := entries[i]
-		var micros int64
-		if e.TTL > 0 {
-			micros, _ = ttlMicros(e.TTL)
+	byKey := func(a, c int32) int {
+		if d := bytes.Compare(entries[a].Key, entries[c].Key); d != 0 {
+			return d
 		}
-		arg.Keys = append(arg.Keys, e.Key)
-		arg.Values = append(arg.Values, nonNil(e.Value))
-		arg.Metadata = append(arg.Metadata, metadata[i])
-		arg.TtlMicros = append(arg.TtlMicros, micros)
-		size += int64(len(e.Key) + len(e.Value))
+		return int(a - c)
 	}
-	return arg, size, nil
+	if !slices.IsSortedFunc(order, byKey) {
+		slices.SortFunc(order, byKey)
+	}
+	b.rows = make([]gen.EntriesInsertManyCopyFromParams, 0, len(order))
+	if anyTTL {
+		b.ttls = make([]int64, 0, len(order))
+	}
+	for j, i := range order {
+		e := entries[i]
+		if j+1 < len(order) && bytes.Equal(e.Key, entries[order[j+1]].Key) {
+			continue // a later entry writes this key
+		}
+		b.rows = append(b.rows, gen.EntriesInsertManyCopyFromParams{Key: e.Key, Value: nonNil(e.Value), Metadata: metadata[i]})
+		if anyTTL {
+			var micros int64
+			if e.TTL > 0 {
+				micros, _ = ttlMicros(e.TTL)
+			}
+			b.ttls = append(b.ttls, micros)
+		}
+		b.bytes += int64(len(e.Key) + len(e.Value))
+	}
+	return b, nil
+}
+
+// upsertParams lays the batch out as the upsert's parallel arrays.
+func (b batch) upsertParams() gen.EntriesUpsertManyParams {
+	n := len(b.rows)
+	arg := gen.EntriesUpsertManyParams{
+		Keys:      make([][]byte, n),
+		Values:    make([][]byte, n),
+		Metadata:  make([]json.RawMessage, n),
+		TtlMicros: make([]int64, n),
+	}
+	for i, r := range b.rows {
+		arg.Keys[i], arg.Values[i], arg.Metadata[i] = r.Key, r.Value, r.Metadata
+	}
+	copy(arg.TtlMicros, b.ttls)
+	return arg
 }
 
 // GetMany implements Store, in one round trip.

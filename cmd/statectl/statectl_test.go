@@ -309,8 +309,8 @@ func TestMigrate(t *testing.T) {
 	status := func(version int32) func(t *testing.T, r result) {
 		return func(t *testing.T, r result) {
 			got := decodeJSON[migrateStatusJSON](t, r)
-			if got.Schema != "public" || got.Version != version || got.Latest != 7 || len(got.Migrations) != 7 {
-				t.Fatalf("status %+v, want public at %d of 7 with 7 migrations", got, version)
+			if got.Schema != "public" || got.Version != version || got.Latest != 8 || len(got.Migrations) != 8 {
+				t.Fatalf("status %+v, want public at %d of 8 with 8 migrations", got, version)
 			}
 			for _, m := range got.Migrations {
 				if m.Applied != (m.Version <= version) || !strings.HasSuffix(m.Name, ".sql") {
@@ -328,28 +328,28 @@ func TestMigrate(t *testing.T) {
 	}
 	runSteps(t, dsn, []step{
 		{name: "StatusEmpty", args: []string{"--json", "migrate", "status"}, check: status(0)},
-		{name: "StatusHuman", args: []string{"migrate", "status"}, contains: []string{"version 0 of 7 (7 pending", "001_create_state_table.sql", "pending"}},
-		{name: "Up", args: []string{"migrate", "up"}, stdout: "migrated schema public from version 0 to 7\n"},
-		{name: "StatusUp", args: []string{"migrate", "status", "--json"}, check: status(7)},
-		{name: "UpAgain", args: []string{"migrate", "up"}, stdout: "schema public is at version 7; nothing to do\n"},
-		{name: "HealthUp", args: []string{"health"}, stdout: "ok: schema public is at version 7\n"},
+		{name: "StatusHuman", args: []string{"migrate", "status"}, contains: []string{"version 0 of 8 (8 pending", "001_create_state_table.sql", "pending"}},
+		{name: "Up", args: []string{"migrate", "up"}, stdout: "migrated schema public from version 0 to 8\n"},
+		{name: "StatusUp", args: []string{"migrate", "status", "--json"}, check: status(8)},
+		{name: "UpAgain", args: []string{"migrate", "up"}, stdout: "schema public is at version 8; nothing to do\n"},
+		{name: "HealthUp", args: []string{"health"}, stdout: "ok: schema public is at version 8\n"},
 		{name: "PutWhileUp", args: []string{"put", "k", "v"}},
-		{name: "DownOne", args: []string{"--json", "migrate", "down"}, check: moved(7, 6)},
-		{name: "GetWhileDown", args: []string{"get", "k"}, code: exitFailure, stderrHas: "this release needs 7"},
-		{name: "DownTo", args: []string{"migrate", "down", "--to", "2", "--json"}, check: moved(6, 2)},
+		{name: "DownOne", args: []string{"--json", "migrate", "down"}, check: moved(8, 7)},
+		{name: "GetWhileDown", args: []string{"get", "k"}, code: exitFailure, stderrHas: "this release needs 8"},
+		{name: "DownTo", args: []string{"migrate", "down", "--to", "2", "--json"}, check: moved(7, 2)},
 		{name: "StatusDown", args: []string{"--json", "migrate", "status"}, check: status(2)},
 		{name: "UpBelowCurrent", args: []string{"migrate", "up", "--to", "1"}, code: exitUsage, stderrHas: "use 'statectl migrate down --to 1'"},
 		{name: "DownAboveCurrent", args: []string{"migrate", "down", "--to", "3"}, code: exitUsage, stderrHas: "use 'statectl migrate up --to 3'"},
 		{name: "UpTo", args: []string{"--json", "migrate", "up", "--to", "3"}, check: moved(2, 3)},
-		{name: "UpRest", args: []string{"--json", "migrate", "up"}, check: moved(3, 7)},
+		{name: "UpRest", args: []string{"--json", "migrate", "up"}, check: moved(3, 8)},
 		// Rolling back to 2 kept the entries table of migration 1.
 		{name: "DataSurvivesPartialRollback", args: []string{"count"}, stdout: "1\n"},
-		{name: "DownToZero", args: []string{"migrate", "down", "--to", "0"}, stdout: "migrated schema public from version 7 to 0\n"},
+		{name: "DownToZero", args: []string{"migrate", "down", "--to", "0"}, stdout: "migrated schema public from version 8 to 0\n"},
 		{name: "DownAtZero", args: []string{"migrate", "down"}, stdout: "schema public is at version 0; nothing to do\n"},
 		{name: "StatusZero", args: []string{"--json", "migrate", "status"}, check: status(0)},
 		// A second schema is a second, independent store in the same
 		// database.
-		{name: "UpOtherSchema", args: []string{"--schema", "tenant_b", "migrate", "up"}, stdout: "migrated schema tenant_b from version 0 to 7\n"},
+		{name: "UpOtherSchema", args: []string{"--schema", "tenant_b", "migrate", "up"}, stdout: "migrated schema tenant_b from version 0 to 8\n"},
 		{name: "PutOtherSchema", args: []string{"--schema", "tenant_b", "put", "only-b", "1"}},
 		{name: "PublicStillEmpty", args: []string{"count"}, code: exitFailure, stderrHas: "migrate up"},
 		{name: "CountOtherSchema", args: []string{"--schema", "tenant_b", "count"}, stdout: "1\n"},
@@ -597,8 +597,8 @@ func TestMaintenance(t *testing.T) {
 		{name: "PutA", args: []string{"put", "a", "12345"}},
 		{name: "PutB", args: []string{"put", "b", "67890"}},
 		{name: "Checkpoint", args: []string{"checkpoint", "create"}},
-		{name: "Health", args: []string{"health"}, stdout: "ok: schema public is at version 7\n"},
-		{name: "HealthJSON", args: []string{"--json", "health"}, stdout: `{"status":"ok","schema":"public","version":7}` + "\n"},
+		{name: "Health", args: []string{"health"}, stdout: "ok: schema public is at version 8\n"},
+		{name: "HealthJSON", args: []string{"--json", "health"}, stdout: `{"status":"ok","schema":"public","version":8}` + "\n"},
 		{name: "Vacuum", args: []string{"vacuum"}, stdout: "vacuumed and analyzed the tables of schema public\n"},
 		{name: "VacuumJSON", args: []string{"vacuum", "--json"}, stdout: `{"vacuumed":"public"}` + "\n"},
 		{name: "Cleanup", args: []string{"cleanup"}, stdout: "deleted 0 expired entries\n"},

@@ -100,3 +100,21 @@ func TestTargets(t *testing.T) {
 		})
 	}
 }
+
+func TestPairedSpread(t *testing.T) {
+	r, err := parse(strings.NewReader(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rounds: 198065/165315, 100000/100000, 104000/100000.
+	got := r.paired("Get/lib", "Get/raw", "ns/op")
+	if len(got) != 3 || got[1] != 1 || got[2] != 1.04 {
+		t.Fatalf("paired = %v", got)
+	}
+	if q := quantile([]float64{1, 2, 3, 4}, 0.25); q != 1.75 {
+		t.Fatalf("p25 = %v, want 1.75", q)
+	}
+	if s := spread(got); s != "1.02–1.12 (1.00–1.20)" {
+		t.Fatalf("spread = %q", s)
+	}
+}
