@@ -20,8 +20,14 @@ type Ops interface {
 	Contains(ctx context.Context, key []byte) (bool, error)
 	GetMany(ctx context.Context, keys [][]byte) (map[string][]byte, error)
 	ListKeys(ctx context.Context, prefix []byte) ([][]byte, error)
-	Scan(ctx context.Context, prefix []byte) iter.Seq2[Entry, error]
+	Scan(ctx context.Context, prefix []byte, opts ...ListOption) iter.Seq2[Entry, error]
+	// List returns one page of the entries under prefix, shaped by
+	// WithLimit, StartAfter, Reverse, Range and KeysOnly.
+	List(ctx context.Context, prefix []byte, opts ...ListOption) (Page, error)
 	FindByMetadata(ctx context.Context, filter any) ([]Entry, error)
+	// FindByMetadataPage is FindByMetadata under prefix, one page at a
+	// time, with the options of List.
+	FindByMetadataPage(ctx context.Context, prefix []byte, filter any, opts ...ListOption) (Page, error)
 	Count(ctx context.Context) (int64, error)
 	// CountPrefix counts the live entries whose key starts with prefix.
 	CountPrefix(ctx context.Context, prefix []byte) (int64, error)
@@ -218,8 +224,8 @@ func (t *PostgresTx) ListKeys(ctx context.Context, prefix []byte) ([][]byte, err
 }
 
 // Scan implements Ops. The iteration must end before the transaction does.
-func (t *PostgresTx) Scan(ctx context.Context, prefix []byte) iter.Seq2[Entry, error] {
-	return t.p.Scan(t.bind(ctx), prefix)
+func (t *PostgresTx) Scan(ctx context.Context, prefix []byte, opts ...ListOption) iter.Seq2[Entry, error] {
+	return t.p.Scan(t.bind(ctx), prefix, opts...)
 }
 
 // FindByMetadata implements Ops.
