@@ -1,0 +1,146 @@
+// Package otelpgstate reports a pgstate store to OpenTelemetry: a span for
+// every statement the store (or the application, on the store's pool or in
+// its transactions) sends, named by its sqlc query name, and metrics from
+// the store's counters and pool. It lives in a module of its own, so an
+// application that does not import it has no OpenTelemetry dependency.
+//
+//	tracer, err := otelpgstate.NewTracer(otelpgstate.WithTracerProvider(tp), otelpgstate.WithMeterProvider(mp))
+//	cfg.Tracer = tracer                       // next to cfg.Logger's, if any
+//	store, err := state.Open(ctx, cfg)
+//	reg, err := otelpgstate.RegisterStats(store, otelpgstate.WithMeterProvider(mp))
+//	defer reg.Unregister()
+//
+// Spans and metrics carry query names, db.system and db.operation.name,
+// never keys, values or any other argument.
+package otelpgstate
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pgstate/pgstate/state"
+)
+
+const scope = "github.com/pgstate/pgstate/contrib/otelpgstate"
+
+// Option configures NewTracer and RegisterStats.
+type Option func(*options)
+
+type options struct {
+	tp trace.TracerProvider
+	mp metric.MeterProvider
+}
+
+// WithTracerProvider sets the provider of spans; default otel's global one.
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tp = tp } }
+
+// WithMeterProvider sets the provider of metrics; default otel's global one.
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(o *options) { o.mp = mp } }
+
+func build(opts []Option) options {
+	o := options{tp: otel.GetTracerProvider(), mp: otel.GetMeterProvider()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// Tracer is a pgx.QueryTracer: give it to state.Config.Tracer (or to the
+// pgxpool.Config of state.OpenPoolConfig).
+type Tracer struct {
+	tracer   trace.Tracer
+	count    metric.Int64Counter
+	duration metric.Float64Histogram
+	errs     metric.Int64Counter
+}
+
+var _ pgx.QueryTracer = (*Tracer)(nil)
+
+// NewTracer returns a tracer reporting to the configured providers.
+func NewTracer(opts ...Option) (*Tracer, error) {
+	o := build(opts)
+	m := o.mp.Meter(scope)
+	t := &Tracer{tracer: o.tp.Tracer(scope)}
+	var err error
+	if t.count, err = m.Int64Counter("pgstate.statements", metric.WithDescription("statements sent, by query name")); err != nil {
+		return nil, err
+	}
+	if t.duration, err = m.Float64Histogram("pgstate.statement.duration", metric.WithUnit("s"), metric.WithDescription("statement latency, by query name")); err != nil {
+		return nil, err
+	}
+	if t.errs, err = m.Int64Counter("pgstate.statement.errors", metric.WithDescription("failed statements, by query name and pgstate error")); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+type startKey struct{}
+
+type started struct {
+	name string
+	at   time.Time
+}
+
+// TraceQueryStart implements pgx.QueryTracer.
+func (t *Tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	name := state.QueryName(data.SQL)
+	ctx, _ = t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attribute.String("db.system", "postgresql"),
+		attribute.String("db.operation.name", name),
+	))
+	return context.WithValue(ctx, startKey{}, started{name: name, at: time.Now()})
+}
+
+// TraceQueryEnd implements pgx.QueryTracer.
+func (t *Tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
+	s, _ := ctx.Value(startKey{}).(started)
+	span := trace.SpanFromContext(ctx)
+	attrs := metric.WithAttributes(attribute.String("db.operation.name", s.name))
+	t.count.Add(ctx, 1, attrs)
+	t.duration.Record(ctx, time.Since(s.at).Seconds(), attrs)
+	if data.Err != nil {
+		kind := ErrorKind(state.MapError(data.Err))
+		t.errs.Add(ctx, 1, metric.WithAttributes(attribute.String("db.operation.name", s.name), attribute.String("error.type", kind)))
+		span.SetAttributes(attribute.String("error.type", kind))
+		span.SetStatus(codes.Error, kind)
+	} else {
+		span.SetAttributes(attribute.Int64("db.response.returned_rows", data.CommandTag.RowsAffected()))
+	}
+	span.End()
+}
+
+var sentinels = []struct {
+	err  error
+	name string
+}{
+	{state.ErrKeyTooLarge, "key_too_large"},
+	{state.ErrInvalidMetadata, "invalid_metadata"},
+	{state.ErrVersionMismatch, "version_mismatch"},
+	{state.ErrOutcomeUnknown, "outcome_unknown"},
+	{state.ErrPermissionDenied, "permission_denied"},
+	{state.ErrSchemaOutdated, "schema_outdated"},
+	{state.ErrUnavailable, "unavailable"},
+	{state.ErrClosed, "closed"},
+	{context.DeadlineExceeded, "deadline_exceeded"},
+	{context.Canceled, "canceled"},
+}
+
+// ErrorKind names the pgstate sentinel err matches ("unavailable",
+// "permission_denied"…), "other" for none: a bounded set, fit for a metric
+// attribute.
+func ErrorKind(err error) string {
+	for _, s := range sentinels {
+		if errors.Is(err, s.err) {
+			return s.name
+		}
+	}
+	return "other"
+}
