@@ -54,7 +54,7 @@ type StateCheckpoint struct {
 	Metadata json.RawMessage
 }
 
-// The entries of each checkpoint, copied from state_entries.
+// The entries of each checkpoint, copied from state_entries; written and deleted only together with their state_checkpoints row.
 type StateCheckpointEntry struct {
 	CheckpointID pgtype.UUID
 	Key          []byte
