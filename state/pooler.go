@@ -324,7 +324,7 @@ func (p *Postgres) migrateDirect(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	return schema.Migrate(ctx, conn, p.cfg.Schema)
+	return schema.Migrate(ctx, conn, p.cfg.Schema, p.cfg.Migrations...)
 }
 
 // directConn opens a connection over DirectDSN with the store's settings
