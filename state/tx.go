@@ -47,6 +47,16 @@ type Ops interface {
 	// DeletePrefix deletes every entry under prefix in one statement and
 	// returns how many live ones it removed.
 	DeletePrefix(ctx context.Context, prefix []byte) (int64, error)
+
+	// Expire sets a live entry's expiry without rewriting its value;
+	// Persist removes it; TTL reads what is left (NoTTL: none). One
+	// statement each.
+	Expire(ctx context.Context, key []byte, ttl time.Duration) (bool, error)
+	Persist(ctx context.Context, key []byte) (bool, error)
+	TTL(ctx context.Context, key []byte) (time.Duration, bool, error)
+	// Increment adds delta to an integer value and returns the new value,
+	// in one statement.
+	Increment(ctx context.Context, key []byte, delta int64) (int64, error)
 }
 
 // TxFunc is the body of a transaction. It must do its reads and writes

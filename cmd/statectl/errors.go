@@ -49,6 +49,7 @@ var inputErrors = []error{
 	state.ErrInvalidTTL,
 	state.ErrInvalidMetadata,
 	state.ErrInvalidOption,
+	state.ErrNotInteger,
 }
 
 func exitCode(err error) int {

@@ -4,7 +4,7 @@ package statetest
 // expiry control, counters, checkpoint inspection and typed access.
 func dailyTests() []storeTest {
 	var all []storeTest
-	for _, group := range [][]storeTest{listTests} {
+	for _, group := range [][]storeTest{listTests, expiryTests, counterTests} {
 		all = append(all, group...)
 	}
 	return all
