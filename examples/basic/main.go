@@ -90,6 +90,7 @@ func run(ctx context.Context, dsn string, keep bool) (err error) {
 		{"prefix listing and scanning", prefixes},
 		{"checkpoints", checkpoints},
 		{"expiry", expiry},
+		{"everyday calls", everyday},
 		{"statistics", statistics},
 	} {
 		fmt.Printf("\n== %s\n", part.title)
@@ -337,6 +338,71 @@ func expiry(ctx context.Context, s *state.Postgres) error {
 	}
 	fmt.Printf("cleanup        -> CleanupExpired deleted %d expired row(s) from disk\n", n)
 	return nil
+}
+
+// everyday shows pages of a listing, expiry control and a counter; it
+// removes its keys at the end so the statistics below stay the same.
+func everyday(ctx context.Context, s *state.Postgres) error {
+	for i := 1; i <= 5; i++ {
+		if err := s.Put(ctx, []byte(fmt.Sprintf("daily/item-%d", i)), []byte("v")); err != nil {
+			return err
+		}
+	}
+	// Pages of two: resume after the last key of the previous page.
+	var pages []string
+	var after []state.ListOption
+	for {
+		pg, err := s.List(ctx, []byte("daily/"), append(after, state.WithLimit(2), state.KeysOnly())...)
+		if err != nil {
+			return err
+		}
+		pages = append(pages, joinKeys(pg.Entries))
+		if !pg.More {
+			break
+		}
+		after = []state.ListOption{state.StartAfter(pg.Next())}
+	}
+	fmt.Printf("pages of 2     -> %s\n", strings.Join(pages, " | "))
+	last, err := s.List(ctx, []byte("daily/"), state.Reverse(), state.WithLimit(1))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("newest key     -> %s\n", joinKeys(last.Entries))
+
+	// Extend a session without rewriting it, read what is left, make it
+	// permanent.
+	if err := s.PutWithTTL(ctx, []byte("daily/session"), []byte("token"), time.Minute); err != nil {
+		return err
+	}
+	if _, err := s.Expire(ctx, []byte("daily/session"), time.Hour); err != nil {
+		return err
+	}
+	left, _, err := s.TTL(ctx, []byte("daily/session"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("expire 1h      -> about %s left\n", left.Round(time.Minute))
+	if _, err := s.Persist(ctx, []byte("daily/session")); err != nil {
+		return err
+	}
+	left, _, err = s.TTL(ctx, []byte("daily/session"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("persist        -> no expiry: %v\n", left == state.NoTTL)
+
+	// A counter: one statement per increment, no read-modify-write.
+	var n int64
+	for range 3 {
+		if n, err = s.Increment(ctx, []byte("daily/visits"), 10); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("increment x3   -> %d\n", n)
+	_, err = s.Increment(ctx, []byte("daily/session"), 1)
+	fmt.Printf("increment text -> ErrNotInteger: %v\n", errors.Is(err, state.ErrNotInteger))
+	_, err = s.DeletePrefix(ctx, []byte("daily/"))
+	return err
 }
 
 func statistics(ctx context.Context, s *state.Postgres) error {

@@ -83,6 +83,12 @@ func TestDemo(t *testing.T) {
 				"after expiry   -> found false",
 				"CleanupExpired deleted 1 expired row(s)",
 				"entries        -> 9",
+				"pages of 2     -> daily/item-1 daily/item-2 | daily/item-3 daily/item-4 | daily/item-5",
+				"newest key     -> daily/item-5",
+				"expire 1h      -> about 1h0m0s left",
+				"persist        -> no expiry: true",
+				"increment x3   -> 30",
+				"increment text -> ErrNotInteger: true",
 				"dropped schema pgstate_demo",
 			} {
 				if !strings.Contains(stdout, want) {
