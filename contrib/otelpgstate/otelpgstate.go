@@ -1,17 +1,21 @@
 // Package otelpgstate reports a pgstate store to OpenTelemetry: a span for
-// every statement the store (or the application, on the store's pool or in
-// its transactions) sends, named by its sqlc query name, and metrics from
-// the store's counters and pool. It lives in a module of its own, so an
-// application that does not import it has no OpenTelemetry dependency.
+// every store operation (Wrap), a span for every statement the store (or the
+// application, on the store's pool or in its transactions) sends, named by
+// its sqlc query name and nested under its operation's (NewTracer), and
+// metrics of both and of the store's counters and pool (RegisterStats). It
+// lives in a module of its own, so an application that does not import it
+// has no OpenTelemetry dependency.
 //
 //	tracer, err := otelpgstate.NewTracer(otelpgstate.WithTracerProvider(tp), otelpgstate.WithMeterProvider(mp))
 //	cfg.Tracer = tracer                       // next to cfg.Logger's, if any
-//	store, err := state.Open(ctx, cfg)
-//	reg, err := otelpgstate.RegisterStats(store, otelpgstate.WithMeterProvider(mp))
+//	pg, err := state.Open(ctx, cfg)
+//	store, err := otelpgstate.Wrap(pg, otelpgstate.WithTracerProvider(tp), otelpgstate.WithMeterProvider(mp))
+//	reg, err := otelpgstate.RegisterStats(pg, otelpgstate.WithMeterProvider(mp))
 //	defer reg.Unregister()
 //
-// Spans and metrics carry query names, db.system and db.operation.name,
-// never keys, values or any other argument.
+// Spans and metrics carry operation and query names, db.system,
+// db.operation (operations) and db.operation.name (statements), never keys,
+// values or any other argument.
 package otelpgstate
 
 import (
@@ -73,7 +77,9 @@ func NewTracer(opts ...Option) (*Tracer, error) {
 	if t.count, err = m.Int64Counter("pgstate.statements", metric.WithDescription("statements sent, by query name")); err != nil {
 		return nil, err
 	}
-	if t.duration, err = m.Float64Histogram("pgstate.statement.duration", metric.WithUnit("s"), metric.WithDescription("statement latency, by query name")); err != nil {
+	if t.duration, err = m.Float64Histogram("pgstate.statement.duration", metric.WithUnit("s"),
+		metric.WithDescription("statement latency, by query name"),
+		metric.WithExplicitBucketBoundaries(latencyBuckets...)); err != nil {
 		return nil, err
 	}
 	if t.errs, err = m.Int64Counter("pgstate.statement.errors", metric.WithDescription("failed statements, by query name and pgstate error")); err != nil {
@@ -89,9 +95,12 @@ type started struct {
 	at   time.Time
 }
 
-// TraceQueryStart implements pgx.QueryTracer.
+// TraceQueryStart implements pgx.QueryTracer. A statement sent by an
+// operation of a Store gets its span as parent and its name in the
+// operation's pgstate.queries.
 func (t *Tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
 	name := state.QueryName(data.SQL)
+	record(ctx, name)
 	ctx, _ = t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
 		attribute.String("db.system", "postgresql"),
 		attribute.String("db.operation.name", name),
@@ -117,18 +126,31 @@ func (t *Tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQ
 	span.End()
 }
 
+// sentinels are in the order ErrorKind tries them: an error can match more
+// than one (a write to a closed store whose connection broke matches
+// ErrClosed and ErrUnavailable), and the first names its cause.
 var sentinels = []struct {
 	err  error
 	name string
 }{
-	{state.ErrKeyTooLarge, "key_too_large"},
-	{state.ErrInvalidMetadata, "invalid_metadata"},
+	{state.ErrClosed, "closed"},
 	{state.ErrVersionMismatch, "version_mismatch"},
 	{state.ErrOutcomeUnknown, "outcome_unknown"},
+	{state.ErrEmptyKey, "empty_key"},
+	{state.ErrKeyTooLarge, "key_too_large"},
+	{state.ErrValueTooLarge, "value_too_large"},
+	{state.ErrInvalidTTL, "invalid_ttl"},
+	{state.ErrInvalidMetadata, "invalid_metadata"},
+	{state.ErrInvalidOption, "invalid_option"},
+	{state.ErrNotInteger, "not_integer"},
+	{state.ErrCheckpointNotFound, "checkpoint_not_found"},
+	{state.ErrCompacted, "compacted"},
+	{state.ErrChangeFeedOff, "change_feed_off"},
 	{state.ErrPermissionDenied, "permission_denied"},
 	{state.ErrSchemaOutdated, "schema_outdated"},
+	{state.ErrSchemaTooNew, "schema_too_new"},
+	{state.ErrInvalidConfig, "invalid_config"},
 	{state.ErrUnavailable, "unavailable"},
-	{state.ErrClosed, "closed"},
 	{context.DeadlineExceeded, "deadline_exceeded"},
 	{context.Canceled, "canceled"},
 }
