@@ -66,7 +66,11 @@ func (s *Store) Postgres() *state.Postgres { return s.p }
 // transaction's.
 type Tx struct {
 	ops
+	handle
 }
+
+// handle gives Tx, as postgres gives Store, what ops does not report.
+type handle struct{ state.Ops }
 
 var _ state.Ops = (*Tx)(nil)
 
@@ -195,7 +199,7 @@ func (s *Store) Transact(ctx context.Context, fn state.TxFunc) (err error) {
 	defer func() { op.end(err, attribute.Int("pgstate.attempts", attempts)) }()
 	return s.p.Transact(ctx, func(ctx context.Context, tx state.Ops) error {
 		attempts++
-		return fn(ctx, &Tx{ops{o: tx, in: s.in}})
+		return fn(ctx, &Tx{ops: ops{o: tx, in: s.in}, handle: handle{tx}})
 	})
 }
 
