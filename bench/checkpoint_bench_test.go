@@ -37,122 +37,128 @@ func clearCheckpoints(b *testing.B, f *fixture) {
 // client's memory does not grow with n. floor is the plain INSERT … SELECT
 // into a table with the same primary key, in one transaction.
 func BenchmarkCreateCheckpoint(b *testing.B) {
-	ctx := context.Background()
-	for _, n := range checkpointSizes {
-		f := checkpointFamily(b, n)
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			b.Run("lib", func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					clearCheckpoints(b, f)
-					if _, err := f.lib.CreateCheckpoint(ctx); err != nil {
-						b.Fatal(err)
+	interleaved(b, func(b *testing.B) {
+		ctx := context.Background()
+		for _, n := range checkpointSizes {
+			f := checkpointFamily(b, n)
+			b.Run(fmt.Sprint(n), func(b *testing.B) {
+				b.Run("lib", func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						clearCheckpoints(b, f)
+						if _, err := f.lib.CreateCheckpoint(ctx); err != nil {
+							b.Fatal(err)
+						}
 					}
-				}
-			})
-			b.Run("raw", func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					clearCheckpoints(b, f)
-					if _, err := rawCreateCheckpoint(ctx, f.raw); err != nil {
-						b.Fatal(err)
+				})
+				b.Run("raw", func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						clearCheckpoints(b, f)
+						if _, err := rawCreateCheckpoint(ctx, f.raw); err != nil {
+							b.Fatal(err)
+						}
 					}
-				}
-			})
-			b.Run("floor", func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					clearCheckpoints(b, f)
-					if _, err := floorCreateCheckpoint(ctx, f.raw); err != nil {
-						b.Fatal(err)
+				})
+				b.Run("floor", func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						clearCheckpoints(b, f)
+						if _, err := floorCreateCheckpoint(ctx, f.raw); err != nil {
+							b.Fatal(err)
+						}
 					}
-				}
+				})
 			})
-		})
-	}
+		}
+	})
 }
 
 // BenchmarkRestoreCheckpoint restores a checkpoint of n entries over the
 // same n entries: delete all, copy back, in one transaction.
 func BenchmarkRestoreCheckpoint(b *testing.B) {
-	ctx := context.Background()
-	for _, n := range checkpointSizes {
-		f := checkpointFamily(b, n)
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			exec(b, f.raw, "TRUNCATE state_checkpoint_entries, state_checkpoints, floor_checkpoint_entries")
-			id, err := f.lib.CreateCheckpoint(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			for _, who := range []struct {
-				name    string
-				restore func() error
-			}{
-				{"lib", func() error { return f.lib.RestoreCheckpoint(ctx, id) }},
-				{"raw", func() error { return rawRestoreCheckpoint(ctx, f.raw, id) }},
-				{"floor", func() error { return floorRestoreCheckpoint(ctx, f.raw, id) }},
-			} {
-				b.Run(who.name, func(b *testing.B) {
-					b.ReportAllocs()
-					for b.Loop() {
-						if err := who.restore(); err != nil {
-							b.Fatal(err)
+	interleaved(b, func(b *testing.B) {
+		ctx := context.Background()
+		for _, n := range checkpointSizes {
+			f := checkpointFamily(b, n)
+			b.Run(fmt.Sprint(n), func(b *testing.B) {
+				exec(b, f.raw, "TRUNCATE state_checkpoint_entries, state_checkpoints, floor_checkpoint_entries")
+				id, err := f.lib.CreateCheckpoint(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, who := range []struct {
+					name    string
+					restore func() error
+				}{
+					{"lib", func() error { return f.lib.RestoreCheckpoint(ctx, id) }},
+					{"raw", func() error { return rawRestoreCheckpoint(ctx, f.raw, id) }},
+					{"floor", func() error { return floorRestoreCheckpoint(ctx, f.raw, id) }},
+				} {
+					b.Run(who.name, func(b *testing.B) {
+						b.ReportAllocs()
+						for b.Loop() {
+							if err := who.restore(); err != nil {
+								b.Fatal(err)
+							}
 						}
-					}
-				})
-				// The restores leave n dead rows each; keep the next one comparable.
-				exec(b, f.raw, "VACUUM state_entries")
-			}
-		})
-	}
+					})
+					// The restores leave n dead rows each; keep the next one comparable.
+					exec(b, f.raw, "VACUUM state_entries")
+				}
+			})
+		}
+	})
 }
 
 // BenchmarkDeleteCheckpoint deletes a checkpoint of n entries, made with the
 // timer stopped into emptied tables. floor deletes the same rows from the
 // floor's table, which has no header.
 func BenchmarkDeleteCheckpoint(b *testing.B) {
-	ctx := context.Background()
-	for _, n := range checkpointSizes {
-		f := checkpointFamily(b, n)
-		made := func(b *testing.B, create func() (uuid.UUID, error)) uuid.UUID {
-			clearCheckpoints(b, f)
-			b.StopTimer()
-			defer b.StartTimer()
-			id, err := create()
-			if err != nil {
-				b.Fatal(err)
+	interleaved(b, func(b *testing.B) {
+		ctx := context.Background()
+		for _, n := range checkpointSizes {
+			f := checkpointFamily(b, n)
+			made := func(b *testing.B, create func() (uuid.UUID, error)) uuid.UUID {
+				clearCheckpoints(b, f)
+				b.StopTimer()
+				defer b.StartTimer()
+				id, err := create()
+				if err != nil {
+					b.Fatal(err)
+				}
+				return id
 			}
-			return id
+			libCreate := func() (uuid.UUID, error) { return f.lib.CreateCheckpoint(ctx) }
+			b.Run(fmt.Sprint(n), func(b *testing.B) {
+				b.Run("lib", func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						if err := f.lib.DeleteCheckpoint(ctx, made(b, libCreate)); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+				b.Run("raw", func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						if d, err := rawDeleteCheckpoint(ctx, f.raw, made(b, libCreate)); err != nil || d != 1 {
+							b.Fatal(d, err)
+						}
+					}
+				})
+				b.Run("floor", func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						id := made(b, func() (uuid.UUID, error) { return floorCreateCheckpoint(ctx, f.raw) })
+						if _, err := f.raw.Exec(ctx, floorCheckpointDelete, id); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			})
 		}
-		libCreate := func() (uuid.UUID, error) { return f.lib.CreateCheckpoint(ctx) }
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			b.Run("lib", func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					if err := f.lib.DeleteCheckpoint(ctx, made(b, libCreate)); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-			b.Run("raw", func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					if d, err := rawDeleteCheckpoint(ctx, f.raw, made(b, libCreate)); err != nil || d != 1 {
-						b.Fatal(d, err)
-					}
-				}
-			})
-			b.Run("floor", func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					id := made(b, func() (uuid.UUID, error) { return floorCreateCheckpoint(ctx, f.raw) })
-					if _, err := f.raw.Exec(ctx, floorCheckpointDelete, id); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-		})
-	}
+	})
 }
 
 // BenchmarkCheckpointRetention makes a checkpoint of n entries with
@@ -160,56 +166,58 @@ func BenchmarkDeleteCheckpoint(b *testing.B) {
 // the old one, in one transaction. floor does the same two statements on the
 // floor's table.
 func BenchmarkCheckpointRetention(b *testing.B) {
-	ctx := context.Background()
-	n := checkpointSizes[len(checkpointSizes)-1]
-	f := checkpointFamily(b, n)
-	cfg := state.DefaultConfig(f.dsn)
-	cfg.CheckpointRetention = 1
-	keep1, err := state.Open(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer keep1.Close()
-	b.Run(fmt.Sprint(n), func(b *testing.B) {
-		b.Run("lib", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				clearCheckpoints(b, f)
-				b.StopTimer()
-				if _, err := keep1.CreateCheckpoint(ctx); err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-				if _, err := keep1.CreateCheckpoint(ctx); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run("floor", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				clearCheckpoints(b, f)
-				b.StopTimer()
-				old, err := floorCreateCheckpoint(ctx, f.raw)
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-				id, err := uuid.NewV7()
-				if err != nil {
-					b.Fatal(err)
-				}
-				err = pgx.BeginFunc(ctx, f.raw, func(tx pgx.Tx) error {
-					if _, err := tx.Exec(ctx, floorCheckpointCopy, id); err != nil {
-						return err
+	interleaved(b, func(b *testing.B) {
+		ctx := context.Background()
+		n := checkpointSizes[len(checkpointSizes)-1]
+		f := checkpointFamily(b, n)
+		cfg := state.DefaultConfig(f.dsn)
+		cfg.CheckpointRetention = 1
+		keep1, err := state.Open(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer keep1.Close()
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			b.Run("lib", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					clearCheckpoints(b, f)
+					b.StopTimer()
+					if _, err := keep1.CreateCheckpoint(ctx); err != nil {
+						b.Fatal(err)
 					}
-					_, err := tx.Exec(ctx, floorCheckpointDelete, old)
-					return err
-				})
-				if err != nil {
-					b.Fatal(err)
+					b.StartTimer()
+					if _, err := keep1.CreateCheckpoint(ctx); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
+			})
+			b.Run("floor", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					clearCheckpoints(b, f)
+					b.StopTimer()
+					old, err := floorCreateCheckpoint(ctx, f.raw)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+					id, err := uuid.NewV7()
+					if err != nil {
+						b.Fatal(err)
+					}
+					err = pgx.BeginFunc(ctx, f.raw, func(tx pgx.Tx) error {
+						if _, err := tx.Exec(ctx, floorCheckpointCopy, id); err != nil {
+							return err
+						}
+						_, err := tx.Exec(ctx, floorCheckpointDelete, old)
+						return err
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		})
 	})
 }
@@ -232,40 +240,42 @@ func expireRows(b *testing.B, f *fixture) {
 // (10,000 by default), raw the same batch statement in the same loop, floor
 // one DELETE of every expired row.
 func BenchmarkCleanupExpired(b *testing.B) {
-	f := family(b, "cleanup", 10, func(ctx context.Context, f *fixture) error {
-		return seedRows(ctx, f.raw, "k:", 10_000, nil, nil)
-	})
-	ctx := context.Background()
-	batch := int32(state.DefaultConfig("").CleanupBatchSize)
-	check := func(b *testing.B, n int64, err error) {
-		if err != nil || n != cleanupN {
-			b.Fatal(n, err)
+	interleaved(b, func(b *testing.B) {
+		f := family(b, "cleanup", 10, func(ctx context.Context, f *fixture) error {
+			return seedRows(ctx, f.raw, "k:", 10_000, nil, nil)
+		})
+		ctx := context.Background()
+		batch := int32(state.DefaultConfig("").CleanupBatchSize)
+		check := func(b *testing.B, n int64, err error) {
+			if err != nil || n != cleanupN {
+				b.Fatal(n, err)
+			}
 		}
-	}
-	b.Run(fmt.Sprint(cleanupN), func(b *testing.B) {
-		b.Run("lib", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				expireRows(b, f)
-				n, err := f.lib.CleanupExpired(ctx)
-				check(b, n, err)
-			}
-		})
-		b.Run("raw", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				expireRows(b, f)
-				n, err := rawCleanupExpired(ctx, f.raw, batch)
-				check(b, n, err)
-			}
-		})
-		b.Run("floor", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				expireRows(b, f)
-				tag, err := f.raw.Exec(ctx, floorDeleteExpired)
-				check(b, tag.RowsAffected(), err)
-			}
+		b.Run(fmt.Sprint(cleanupN), func(b *testing.B) {
+			b.Run("lib", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					expireRows(b, f)
+					n, err := f.lib.CleanupExpired(ctx)
+					check(b, n, err)
+				}
+			})
+			b.Run("raw", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					expireRows(b, f)
+					n, err := rawCleanupExpired(ctx, f.raw, batch)
+					check(b, n, err)
+				}
+			})
+			b.Run("floor", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					expireRows(b, f)
+					tag, err := f.raw.Exec(ctx, floorDeleteExpired)
+					check(b, tag.RowsAffected(), err)
+				}
+			})
 		})
 	})
 }

@@ -35,165 +35,173 @@ func entriesFamily(b *testing.B) *fixture {
 }
 
 func BenchmarkGet(b *testing.B) {
-	f := entriesFamily(b)
-	ks := keys("k:", entriesN)
-	ctx := context.Background()
-	b.Run("lib", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if _, ok, err := f.lib.Get(ctx, ks[i%len(ks)]); err != nil || !ok {
-				b.Fatal(ok, err)
+	interleaved(b, func(b *testing.B) {
+		f := entriesFamily(b)
+		ks := keys("k:", entriesN)
+		ctx := context.Background()
+		b.Run("lib", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, ok, err := f.lib.Get(ctx, ks[i%len(ks)]); err != nil || !ok {
+					b.Fatal(ok, err)
+				}
+				i += 7919
 			}
-			i += 7919
-		}
-	})
-	b.Run("raw", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if _, ok, err := rawGet(ctx, f.raw, ks[i%len(ks)]); err != nil || !ok {
-				b.Fatal(ok, err)
+		})
+		b.Run("raw", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, ok, err := rawGet(ctx, f.raw, ks[i%len(ks)]); err != nil || !ok {
+					b.Fatal(ok, err)
+				}
+				i += 7919
 			}
-			i += 7919
-		}
-	})
-	b.Run("floor", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if ok, err := floorGetOne(ctx, f.raw, floorGet, ks[i%len(ks)]); err != nil || !ok {
-				b.Fatal(ok, err)
+		})
+		b.Run("floor", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if ok, err := floorGetOne(ctx, f.raw, floorGet, ks[i%len(ks)]); err != nil || !ok {
+					b.Fatal(ok, err)
+				}
+				i += 7919
 			}
-			i += 7919
-		}
-	})
-	// raw-timeout: raw with a per-call context.WithTimeout, what enforcing
-	// Config.QueryTimeout with a context per call would cost; the library
-	// uses a timer per connection instead.
-	b.Run("raw-timeout", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			tctx, cancel := context.WithTimeout(ctx, time.Minute)
-			if _, ok, err := rawGet(tctx, f.raw, ks[i%len(ks)]); err != nil || !ok {
-				b.Fatal(ok, err)
+		})
+		// raw-timeout: raw with a per-call context.WithTimeout, what enforcing
+		// Config.QueryTimeout with a context per call would cost; the library
+		// uses a timer per connection instead.
+		b.Run("raw-timeout", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				tctx, cancel := context.WithTimeout(ctx, time.Minute)
+				if _, ok, err := rawGet(tctx, f.raw, ks[i%len(ks)]); err != nil || !ok {
+					b.Fatal(ok, err)
+				}
+				cancel()
+				i += 7919
 			}
-			cancel()
-			i += 7919
-		}
+		})
 	})
 }
 
 func BenchmarkContains(b *testing.B) {
-	f := entriesFamily(b)
-	ks := keys("k:", entriesN)
-	ctx := context.Background()
-	b.Run("lib", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if ok, err := f.lib.Contains(ctx, ks[i%len(ks)]); err != nil || !ok {
-				b.Fatal(ok, err)
+	interleaved(b, func(b *testing.B) {
+		f := entriesFamily(b)
+		ks := keys("k:", entriesN)
+		ctx := context.Background()
+		b.Run("lib", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if ok, err := f.lib.Contains(ctx, ks[i%len(ks)]); err != nil || !ok {
+					b.Fatal(ok, err)
+				}
+				i += 7919
 			}
-			i += 7919
-		}
-	})
-	b.Run("raw", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if ok, err := rawContains(ctx, f.raw, ks[i%len(ks)]); err != nil || !ok {
-				b.Fatal(ok, err)
+		})
+		b.Run("raw", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if ok, err := rawContains(ctx, f.raw, ks[i%len(ks)]); err != nil || !ok {
+					b.Fatal(ok, err)
+				}
+				i += 7919
 			}
-			i += 7919
-		}
-	})
-	b.Run("floor", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if ok, err := floorContainsOne(ctx, f.raw, ks[i%len(ks)]); err != nil || !ok {
-				b.Fatal(ok, err)
+		})
+		b.Run("floor", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if ok, err := floorContainsOne(ctx, f.raw, ks[i%len(ks)]); err != nil || !ok {
+					b.Fatal(ok, err)
+				}
+				i += 7919
 			}
-			i += 7919
-		}
+		})
 	})
 }
 
 // BenchmarkPut overwrites existing entries (the common case; the update is
 // HOT because no indexed column changes).
 func BenchmarkPut(b *testing.B) {
-	f := entriesFamily(b)
-	ks := keys("p:", putKeysN)
-	ctx := context.Background()
-	b.Run("lib", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if err := f.lib.Put(ctx, ks[i%len(ks)], value); err != nil {
-				b.Fatal(err)
+	interleaved(b, func(b *testing.B) {
+		f := entriesFamily(b)
+		ks := keys("p:", putKeysN)
+		ctx := context.Background()
+		b.Run("lib", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if err := f.lib.Put(ctx, ks[i%len(ks)], value); err != nil {
+					b.Fatal(err)
+				}
+				i++
 			}
-			i++
-		}
-	})
-	b.Run("raw", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if err := rawPut(ctx, f.raw, ks[i%len(ks)], value, nil, nil); err != nil {
-				b.Fatal(err)
+		})
+		b.Run("raw", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if err := rawPut(ctx, f.raw, ks[i%len(ks)], value, nil, nil); err != nil {
+					b.Fatal(err)
+				}
+				i++
 			}
-			i++
-		}
-	})
-	b.Run("floor", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if _, err := f.raw.Exec(ctx, floorPut, ks[i%len(ks)], value); err != nil {
-				b.Fatal(err)
+		})
+		b.Run("floor", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := f.raw.Exec(ctx, floorPut, ks[i%len(ks)], value); err != nil {
+					b.Fatal(err)
+				}
+				i++
 			}
-			i++
-		}
+		})
 	})
 }
 
 func BenchmarkPutWithTTL(b *testing.B) {
-	f := entriesFamily(b)
-	ks := keys("p:", putKeysN)
-	ctx := context.Background()
-	const ttl = time.Hour
-	b.Run("lib", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if err := f.lib.PutWithTTL(ctx, ks[i%len(ks)], value, ttl); err != nil {
-				b.Fatal(err)
+	interleaved(b, func(b *testing.B) {
+		f := entriesFamily(b)
+		ks := keys("p:", putKeysN)
+		ctx := context.Background()
+		const ttl = time.Hour
+		b.Run("lib", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if err := f.lib.PutWithTTL(ctx, ks[i%len(ks)], value, ttl); err != nil {
+					b.Fatal(err)
+				}
+				i++
 			}
-			i++
-		}
-	})
-	b.Run("raw", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			micros := ttl.Microseconds()
-			if err := rawPut(ctx, f.raw, ks[i%len(ks)], value, nil, &micros); err != nil {
-				b.Fatal(err)
+		})
+		b.Run("raw", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				micros := ttl.Microseconds()
+				if err := rawPut(ctx, f.raw, ks[i%len(ks)], value, nil, &micros); err != nil {
+					b.Fatal(err)
+				}
+				i++
 			}
-			i++
-		}
-	})
-	b.Run("floor", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if _, err := f.raw.Exec(ctx, floorPutWithTTL, ks[i%len(ks)], value, ttl.Microseconds()); err != nil {
-				b.Fatal(err)
+		})
+		b.Run("floor", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := f.raw.Exec(ctx, floorPutWithTTL, ks[i%len(ks)], value, ttl.Microseconds()); err != nil {
+					b.Fatal(err)
+				}
+				i++
 			}
-			i++
-		}
+		})
 	})
 }
 
@@ -222,157 +230,165 @@ func (d *deletable) key(b *testing.B) []byte {
 // BenchmarkDelete deletes entries that exist, so each iteration writes and
 // commits like a real delete.
 func BenchmarkDelete(b *testing.B) {
-	f := entriesFamily(b)
-	ctx := context.Background()
-	var start int
-	f.raw.QueryRow(ctx, `SELECT coalesce(max(substr(convert_from(key, 'UTF8'), 3)::int) + 1, 0)
-		FROM state_entries WHERE key >= 'd:' AND key < 'd;'`).Scan(&start)
-	d := &deletable{f: f, next: start, end: start}
-	b.Run("lib", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := f.lib.Delete(ctx, d.key(b)); err != nil {
-				b.Fatal(err)
+	interleaved(b, func(b *testing.B) {
+		f := entriesFamily(b)
+		ctx := context.Background()
+		var start int
+		f.raw.QueryRow(ctx, `SELECT coalesce(max(substr(convert_from(key, 'UTF8'), 3)::int) + 1, 0)
+			FROM state_entries WHERE key >= 'd:' AND key < 'd;'`).Scan(&start)
+		d := &deletable{f: f, next: start, end: start}
+		b.Run("lib", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := f.lib.Delete(ctx, d.key(b)); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("raw", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := rawDelete(ctx, f.raw, d.key(b)); err != nil {
-				b.Fatal(err)
+		})
+		b.Run("raw", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := rawDelete(ctx, f.raw, d.key(b)); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("floor", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := f.raw.Exec(ctx, floorDelete, d.key(b)); err != nil {
-				b.Fatal(err)
+		})
+		b.Run("floor", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := f.raw.Exec(ctx, floorDelete, d.key(b)); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
+		})
 	})
 }
 
 // BenchmarkCount counts the family's 100,000+ live entries: a full scan.
 func BenchmarkCount(b *testing.B) {
-	f := entriesFamily(b)
-	ctx := context.Background()
-	b.Run("lib", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := f.lib.Count(ctx); err != nil {
-				b.Fatal(err)
+	interleaved(b, func(b *testing.B) {
+		f := entriesFamily(b)
+		ctx := context.Background()
+		b.Run("lib", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := f.lib.Count(ctx); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("raw", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := rawCount(ctx, f.raw); err != nil {
-				b.Fatal(err)
+		})
+		b.Run("raw", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := rawCount(ctx, f.raw); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("floor", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			var n int64
-			if err := f.raw.QueryRow(ctx, floorCount).Scan(&n); err != nil {
-				b.Fatal(err)
+		})
+		b.Run("floor", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var n int64
+				if err := f.raw.QueryRow(ctx, floorCount).Scan(&n); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
+		})
 	})
 }
 
 // BenchmarkGetMany reads 100 keys spread over the whole key space.
 func BenchmarkGetMany(b *testing.B) {
-	f := entriesFamily(b)
-	ctx := context.Background()
-	const batches = 64
-	sets := make([][][]byte, batches)
-	for s := range sets {
-		for j := range 100 {
-			sets[s] = append(sets[s], key("k:", (s*100+j)*7919%entriesN))
+	interleaved(b, func(b *testing.B) {
+		f := entriesFamily(b)
+		ctx := context.Background()
+		const batches = 64
+		sets := make([][][]byte, batches)
+		for s := range sets {
+			for j := range 100 {
+				sets[s] = append(sets[s], key("k:", (s*100+j)*7919%entriesN))
+			}
 		}
-	}
-	check := func(b *testing.B, n int, err error) {
-		if err != nil || n != 100 {
-			b.Fatal(n, err)
+		check := func(b *testing.B, n int, err error) {
+			if err != nil || n != 100 {
+				b.Fatal(n, err)
+			}
 		}
-	}
-	b.Run("lib", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			m, err := f.lib.GetMany(ctx, sets[i%batches])
-			check(b, len(m), err)
-			i++
-		}
-	})
-	b.Run("raw", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			m, err := rawGetMany(ctx, f.raw, sets[i%batches])
-			check(b, len(m), err)
-			i++
-		}
-	})
-	// floor: the rows as they come, into slices, no map.
-	b.Run("floor", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			n, err := floorRows(ctx, f, floorGetMany, sets[i%batches])
-			check(b, n, err)
-			i++
-		}
+		b.Run("lib", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				m, err := f.lib.GetMany(ctx, sets[i%batches])
+				check(b, len(m), err)
+				i++
+			}
+		})
+		b.Run("raw", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				m, err := rawGetMany(ctx, f.raw, sets[i%batches])
+				check(b, len(m), err)
+				i++
+			}
+		})
+		// floor: the rows as they come, into slices, no map.
+		b.Run("floor", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				n, err := floorRows(ctx, f, floorGetMany, sets[i%batches])
+				check(b, n, err)
+				i++
+			}
+		})
 	})
 }
 
 // BenchmarkListKeys lists 1,000 keys out of the family's 100,000.
 func BenchmarkListKeys(b *testing.B) {
-	f := entriesFamily(b)
-	ctx := context.Background()
-	prefixes := make([][]byte, 100)
-	for i := range prefixes {
-		prefixes[i] = fmt.Appendf(nil, "k:%04d", i)
-	}
-	b.Run("lib", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			ks, err := f.lib.ListKeys(ctx, prefixes[i%len(prefixes)])
-			if err != nil || len(ks) != 1000 {
-				b.Fatal(len(ks), err)
-			}
-			i++
+	interleaved(b, func(b *testing.B) {
+		f := entriesFamily(b)
+		ctx := context.Background()
+		prefixes := make([][]byte, 100)
+		for i := range prefixes {
+			prefixes[i] = fmt.Appendf(nil, "k:%04d", i)
 		}
-	})
-	b.Run("raw", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			p := prefixes[i%len(prefixes)]
-			ks, err := rawListKeys(ctx, f.raw, p, state.PrefixEnd(p))
-			if err != nil || len(ks) != 1000 {
-				b.Fatal(len(ks), err)
+		b.Run("lib", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				ks, err := f.lib.ListKeys(ctx, prefixes[i%len(prefixes)])
+				if err != nil || len(ks) != 1000 {
+					b.Fatal(len(ks), err)
+				}
+				i++
 			}
-			i++
-		}
-	})
-	b.Run("floor", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			p := prefixes[i%len(prefixes)]
-			n, err := floorRows(ctx, f, floorListKeys, p, state.PrefixEnd(p))
-			if err != nil || n != 1000 {
-				b.Fatal(n, err)
+		})
+		b.Run("raw", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				p := prefixes[i%len(prefixes)]
+				ks, err := rawListKeys(ctx, f.raw, p, state.PrefixEnd(p))
+				if err != nil || len(ks) != 1000 {
+					b.Fatal(len(ks), err)
+				}
+				i++
 			}
-			i++
-		}
+		})
+		b.Run("floor", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				p := prefixes[i%len(prefixes)]
+				n, err := floorRows(ctx, f, floorListKeys, p, state.PrefixEnd(p))
+				if err != nil || n != 1000 {
+					b.Fatal(n, err)
+				}
+				i++
+			}
+		})
 	})
 }
 
@@ -380,53 +396,55 @@ func BenchmarkListKeys(b *testing.B) {
 // it first checks that the plan goes through the GIN index and reports that
 // as the gin-index metric (1 = used).
 func BenchmarkFindByMetadata(b *testing.B) {
-	f := entriesFamily(b)
-	ctx := context.Background()
-	gin := 0.0
-	plan := explainGeneric(b, f, rawEntriesFindByMetadata, "jsonb", `'{"group": 7}'`)
-	if strings.Contains(plan, "state_entries_metadata_idx") {
-		gin = 1
-	} else {
-		b.Logf("FindByMetadata does not use the GIN index:\n%s", plan)
-	}
-	filters := make([]json.RawMessage, 100)
-	for i := range filters {
-		filters[i] = json.RawMessage(fmt.Sprintf(`{"group": %d}`, i*7%1000))
-	}
-	b.Run("lib", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			es, err := f.lib.FindByMetadata(ctx, filters[i%len(filters)])
-			if err != nil || len(es) != entriesN/1000 {
-				b.Fatal(len(es), err)
-			}
-			i++
+	interleaved(b, func(b *testing.B) {
+		f := entriesFamily(b)
+		ctx := context.Background()
+		gin := 0.0
+		plan := explainGeneric(b, f, rawEntriesFindByMetadata, "jsonb", `'{"group": 7}'`)
+		if strings.Contains(plan, "state_entries_metadata_idx") {
+			gin = 1
+		} else {
+			b.Logf("FindByMetadata does not use the GIN index:\n%s", plan)
 		}
-		b.ReportMetric(gin, "gin-index")
-	})
-	b.Run("raw", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			es, err := rawFindByMetadata(ctx, f.raw, filters[i%len(filters)])
-			if err != nil || len(es) != entriesN/1000 {
-				b.Fatal(len(es), err)
-			}
-			i++
+		filters := make([]json.RawMessage, 100)
+		for i := range filters {
+			filters[i] = json.RawMessage(fmt.Sprintf(`{"group": %d}`, i*7%1000))
 		}
-		b.ReportMetric(gin, "gin-index")
-	})
-	b.Run("floor", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			n, err := floorRows(ctx, f, floorFindByMetadata, filters[i%len(filters)])
-			if err != nil || n != entriesN/1000 {
-				b.Fatal(n, err)
+		b.Run("lib", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				es, err := f.lib.FindByMetadata(ctx, filters[i%len(filters)])
+				if err != nil || len(es) != entriesN/1000 {
+					b.Fatal(len(es), err)
+				}
+				i++
 			}
-			i++
-		}
+			b.ReportMetric(gin, "gin-index")
+		})
+		b.Run("raw", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				es, err := rawFindByMetadata(ctx, f.raw, filters[i%len(filters)])
+				if err != nil || len(es) != entriesN/1000 {
+					b.Fatal(len(es), err)
+				}
+				i++
+			}
+			b.ReportMetric(gin, "gin-index")
+		})
+		b.Run("floor", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				n, err := floorRows(ctx, f, floorFindByMetadata, filters[i%len(filters)])
+				if err != nil || n != entriesN/1000 {
+					b.Fatal(n, err)
+				}
+				i++
+			}
+		})
 	})
 }
 
@@ -491,38 +509,42 @@ func runConcurrent(b *testing.B, op func(k []byte) error) {
 }
 
 func BenchmarkConcurrentGet(b *testing.B) {
-	f := concurrentFamily(b)
-	ctx := context.Background()
-	b.Run("lib", func(b *testing.B) {
-		runConcurrent(b, func(k []byte) error {
-			_, _, err := f.lib.Get(ctx, k)
-			return err
+	interleaved(b, func(b *testing.B) {
+		f := concurrentFamily(b)
+		ctx := context.Background()
+		b.Run("lib", func(b *testing.B) {
+			runConcurrent(b, func(k []byte) error {
+				_, _, err := f.lib.Get(ctx, k)
+				return err
+			})
 		})
-	})
-	b.Run("raw", func(b *testing.B) {
-		runConcurrent(b, func(k []byte) error {
-			_, _, err := rawGet(ctx, f.raw, k)
-			return err
+		b.Run("raw", func(b *testing.B) {
+			runConcurrent(b, func(k []byte) error {
+				_, _, err := rawGet(ctx, f.raw, k)
+				return err
+			})
 		})
-	})
-	b.Run("floor", func(b *testing.B) {
-		runConcurrent(b, func(k []byte) error {
-			_, err := floorGetOne(ctx, f.raw, floorGet, k)
-			return err
+		b.Run("floor", func(b *testing.B) {
+			runConcurrent(b, func(k []byte) error {
+				_, err := floorGetOne(ctx, f.raw, floorGet, k)
+				return err
+			})
 		})
 	})
 }
 
 func BenchmarkConcurrentPut(b *testing.B) {
-	f := concurrentFamily(b)
-	ctx := context.Background()
-	b.Run("lib", func(b *testing.B) {
-		runConcurrent(b, func(k []byte) error { return f.lib.Put(ctx, k, value) })
-	})
-	b.Run("raw", func(b *testing.B) {
-		runConcurrent(b, func(k []byte) error { return rawPut(ctx, f.raw, k, value, nil, nil) })
-	})
-	b.Run("floor", func(b *testing.B) {
-		runConcurrent(b, func(k []byte) error { _, err := f.raw.Exec(ctx, floorPut, k, value); return err })
+	interleaved(b, func(b *testing.B) {
+		f := concurrentFamily(b)
+		ctx := context.Background()
+		b.Run("lib", func(b *testing.B) {
+			runConcurrent(b, func(k []byte) error { return f.lib.Put(ctx, k, value) })
+		})
+		b.Run("raw", func(b *testing.B) {
+			runConcurrent(b, func(k []byte) error { return rawPut(ctx, f.raw, k, value, nil, nil) })
+		})
+		b.Run("floor", func(b *testing.B) {
+			runConcurrent(b, func(k []byte) error { _, err := f.raw.Exec(ctx, floorPut, k, value); return err })
+		})
 	})
 }

@@ -186,3 +186,17 @@ func exec(tb testing.TB, pool *pgxpool.Pool, sql string, args ...any) {
 		tb.Fatalf("%s: %v", sql, err)
 	}
 }
+
+var rounds = flag.Int("rounds", 1, "rounds of every benchmark in one process: each round runs its lib, raw and floor sub-benchmarks once, one after the other (use with -count=1)")
+
+// interleaved runs a benchmark's body -rounds times. go test's -count
+// repeats each sub-benchmark back to back (lib ×N, then raw ×N), so a
+// change in the machine's load between them reads as a difference between
+// the library and its baseline; rounds alternate them instead. go test
+// names the repeats lib#01, lib#02…; benchratio reads them as rounds of
+// lib.
+func interleaved(b *testing.B, body func(*testing.B)) {
+	for range *rounds {
+		body(b)
+	}
+}

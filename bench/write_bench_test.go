@@ -48,42 +48,44 @@ const floorCAS = `UPDATE state_entries SET value = $2, version = version + 1, up
 WHERE key = $1 AND version = $3 RETURNING version`
 
 func BenchmarkPutIfVersion(b *testing.B) {
-	f := writesFamily(b)
-	ctx := context.Background()
-	q := gen.New()
-	run := func(b *testing.B, prefix string, put func(key []byte, version int64) (int64, error)) {
-		ks := keys(prefix, casKeysN)
-		versions := versionsOf(b, f.raw, prefix)
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			j := i % len(ks)
-			v, err := put(ks[j], versions[j])
-			if err != nil || v != versions[j]+1 {
-				b.Fatalf("put %s at version %d: got %d, %v", ks[j], versions[j], v, err)
+	interleaved(b, func(b *testing.B) {
+		f := writesFamily(b)
+		ctx := context.Background()
+		q := gen.New()
+		run := func(b *testing.B, prefix string, put func(key []byte, version int64) (int64, error)) {
+			ks := keys(prefix, casKeysN)
+			versions := versionsOf(b, f.raw, prefix)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				j := i % len(ks)
+				v, err := put(ks[j], versions[j])
+				if err != nil || v != versions[j]+1 {
+					b.Fatalf("put %s at version %d: got %d, %v", ks[j], versions[j], v, err)
+				}
+				versions[j] = v
+				i++
 			}
-			versions[j] = v
-			i++
 		}
-	}
-	b.Run("lib", func(b *testing.B) {
-		run(b, "cl:", func(key []byte, version int64) (int64, error) {
-			r, err := f.lib.PutEntry(ctx, key, value, state.IfVersion(version))
-			return r.Version, err
+		b.Run("lib", func(b *testing.B) {
+			run(b, "cl:", func(key []byte, version int64) (int64, error) {
+				r, err := f.lib.PutEntry(ctx, key, value, state.IfVersion(version))
+				return r.Version, err
+			})
 		})
-	})
-	// raw: the library's statement through pgx, nothing else.
-	b.Run("raw", func(b *testing.B) {
-		run(b, "cr:", func(key []byte, version int64) (int64, error) {
-			row, err := q.EntryWrite(ctx, f.raw, gen.EntryWriteParams{Key: key, Value: value, Conditional: true, Expected: version})
-			return row.Version, err
+		// raw: the library's statement through pgx, nothing else.
+		b.Run("raw", func(b *testing.B) {
+			run(b, "cr:", func(key []byte, version int64) (int64, error) {
+				row, err := q.EntryWrite(ctx, f.raw, gen.EntryWriteParams{Key: key, Value: value, Conditional: true, Expected: version})
+				return row.Version, err
+			})
 		})
-	})
-	b.Run("floor", func(b *testing.B) {
-		run(b, "cf:", func(key []byte, version int64) (int64, error) {
-			var v int64
-			err := f.raw.QueryRow(ctx, floorCAS, key, value, version).Scan(&v)
-			return v, err
+		b.Run("floor", func(b *testing.B) {
+			run(b, "cf:", func(key []byte, version int64) (int64, error) {
+				var v int64
+				err := f.raw.QueryRow(ctx, floorCAS, key, value, version).Scan(&v)
+				return v, err
+			})
 		})
 	})
 }
@@ -94,65 +96,67 @@ func BenchmarkPutIfVersion(b *testing.B) {
 // writes for a lost-update-free read-modify-write: SELECT … FOR UPDATE and
 // UPDATE in a read committed transaction.
 func BenchmarkTransact(b *testing.B) {
-	f := writesFamily(b)
-	ctx := context.Background()
-	q := gen.New()
-	b.Run("lib", func(b *testing.B) {
-		ks := keys("tl:", casKeysN)
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			k := ks[i%len(ks)]
-			err := f.lib.Transact(ctx, func(ctx context.Context, tx state.Ops) error {
-				v, _, err := tx.Get(ctx, k)
+	interleaved(b, func(b *testing.B) {
+		f := writesFamily(b)
+		ctx := context.Background()
+		q := gen.New()
+		b.Run("lib", func(b *testing.B) {
+			ks := keys("tl:", casKeysN)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				k := ks[i%len(ks)]
+				err := f.lib.Transact(ctx, func(ctx context.Context, tx state.Ops) error {
+					v, _, err := tx.Get(ctx, k)
+					if err != nil {
+						return err
+					}
+					return tx.Put(ctx, k, v)
+				})
 				if err != nil {
-					return err
+					b.Fatal(err)
 				}
-				return tx.Put(ctx, k, v)
-			})
-			if err != nil {
-				b.Fatal(err)
+				i++
 			}
-			i++
-		}
-	})
-	b.Run("raw", func(b *testing.B) {
-		ks := keys("tr:", casKeysN)
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			k := ks[i%len(ks)]
-			err := pgx.BeginTxFunc(ctx, f.raw, pgx.TxOptions{IsoLevel: pgx.Serializable}, func(tx pgx.Tx) error {
-				v, err := q.EntryGet(ctx, tx, k)
+		})
+		b.Run("raw", func(b *testing.B) {
+			ks := keys("tr:", casKeysN)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				k := ks[i%len(ks)]
+				err := pgx.BeginTxFunc(ctx, f.raw, pgx.TxOptions{IsoLevel: pgx.Serializable}, func(tx pgx.Tx) error {
+					v, err := q.EntryGet(ctx, tx, k)
+					if err != nil {
+						return err
+					}
+					return q.EntryPut(ctx, tx, gen.EntryPutParams{Key: k, Value: v})
+				})
 				if err != nil {
-					return err
+					b.Fatal(err)
 				}
-				return q.EntryPut(ctx, tx, gen.EntryPutParams{Key: k, Value: v})
-			})
-			if err != nil {
-				b.Fatal(err)
+				i++
 			}
-			i++
-		}
-	})
-	b.Run("floor", func(b *testing.B) {
-		ks := keys("tf:", casKeysN)
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			k := ks[i%len(ks)]
-			err := pgx.BeginFunc(ctx, f.raw, func(tx pgx.Tx) error {
-				var v []byte
-				if err := tx.QueryRow(ctx, "SELECT value FROM state_entries WHERE key = $1 FOR UPDATE", k).Scan(&v); err != nil {
+		})
+		b.Run("floor", func(b *testing.B) {
+			ks := keys("tf:", casKeysN)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				k := ks[i%len(ks)]
+				err := pgx.BeginFunc(ctx, f.raw, func(tx pgx.Tx) error {
+					var v []byte
+					if err := tx.QueryRow(ctx, "SELECT value FROM state_entries WHERE key = $1 FOR UPDATE", k).Scan(&v); err != nil {
+						return err
+					}
+					_, err := tx.Exec(ctx, "UPDATE state_entries SET value = $2, version = version + 1, updated_at = now() WHERE key = $1", k, v)
 					return err
+				})
+				if err != nil {
+					b.Fatal(err)
 				}
-				_, err := tx.Exec(ctx, "UPDATE state_entries SET value = $2, version = version + 1, updated_at = now() WHERE key = $1", k, v)
-				return err
-			})
-			if err != nil {
-				b.Fatal(err)
+				i++
 			}
-			i++
-		}
+		})
 	})
 }

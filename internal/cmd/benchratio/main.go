@@ -60,8 +60,13 @@ type results struct {
 	samples map[string]map[string][]float64
 }
 
-// procSuffix is the -GOMAXPROCS suffix go test appends to names.
-var procSuffix = regexp.MustCompile(`-\d+$`)
+// procSuffix is the -GOMAXPROCS suffix go test appends to names, and
+// repeatSuffix the #NN it gives a sub-benchmark run again under the same
+// name (a round of bench's -rounds).
+var (
+	procSuffix   = regexp.MustCompile(`-\d+$`)
+	repeatSuffix = regexp.MustCompile(`#\d+(/|$)`)
+)
 
 // parse reads benchmark lines: a name, an iteration count, then value/unit
 // pairs. Everything else (goos:, PASS, logs) is skipped.
@@ -78,6 +83,7 @@ func parse(r io.Reader) (*results, error) {
 			continue
 		}
 		name := procSuffix.ReplaceAllString(strings.TrimPrefix(fields[0], "Benchmark"), "")
+		name = repeatSuffix.ReplaceAllString(name, "$1")
 		units, ok := res.samples[name]
 		if !ok {
 			units = map[string][]float64{}

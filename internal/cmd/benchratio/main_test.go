@@ -11,16 +11,16 @@ pkg: github.com/pgstate/pgstate/bench
 cpu: AMD EPYC
 BenchmarkGet/lib-2          	     300	    198065 ns/op	    1488 B/op	      20 allocs/op
 BenchmarkGet/raw-2          	     300	    165315 ns/op	     576 B/op	       9 allocs/op
-BenchmarkGet/lib-2          	     300	    100000 ns/op	    1488 B/op	      20 allocs/op
-BenchmarkGet/raw-2          	     300	    100000 ns/op	     576 B/op	       9 allocs/op
-BenchmarkGet/lib-2          	     300	    104000 ns/op	    1488 B/op	      20 allocs/op
+BenchmarkGet/lib#01-2       	     300	    100000 ns/op	    1488 B/op	      20 allocs/op
+BenchmarkGet/raw#01-2       	     300	    100000 ns/op	     576 B/op	       9 allocs/op
+BenchmarkGet/lib#02-2       	     300	    104000 ns/op	    1488 B/op	      20 allocs/op
 BenchmarkGet/raw-2          	     300	    100000 ns/op	     576 B/op	       9 allocs/op
     entries_bench_test.go:12: seeded entries in 1s
 BenchmarkFindByMetadata/lib-2         	     300	    861487 ns/op	         1.000 gin-index	  114424 B/op	     736 allocs/op
 BenchmarkConcurrentGet/lib-2          	     300	    226652 ns/op	      4412 ops/s	    3123 B/op	      26 allocs/op
 BenchmarkConcurrentGet/raw-2          	     300	    184487 ns/op	      5000 ops/s	    2245 B/op	      15 allocs/op
 BenchmarkBatchPut/10000/lib-2             	       3	 580089928 ns/op	     58009 ns/entry	11550234 B/op	   40096 allocs/op
-BenchmarkBatchPut/10000/copy-2            	       3	 116449170 ns/op	     11645 ns/entry	 1867410 B/op	   30056 allocs/op
+BenchmarkBatchPut/10000#01/copy-2            	       3	 116449170 ns/op	     11645 ns/entry	 1867410 B/op	   30056 allocs/op
 BenchmarkBatchPut/1000/put-each-2         	       3	2993520651 ns/op	   2993521 ns/entry	 1138050 B/op	   16012 allocs/op
 BenchmarkNoise broken line
 PASS
