@@ -8,6 +8,7 @@ package gen
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -27,15 +28,16 @@ WITH copied AS (
     FROM state_entries AS e
     WHERE e.expires_at IS NULL OR e.expires_at > now()
 )
-INSERT INTO state_checkpoints (id, row_count, data_bytes, metadata)
-SELECT $1::uuid, t.row_count, t.data_bytes, $2::jsonb
+INSERT INTO state_checkpoints (id, row_count, data_bytes, metadata, name)
+SELECT $1::uuid, t.row_count, t.data_bytes, $2::jsonb, $3::text
 FROM totals AS t
-RETURNING id, created_at, row_count, data_bytes, metadata
+RETURNING id, created_at, row_count, data_bytes, metadata, name
 `
 
 type CheckpointCreateParams struct {
 	ID       uuid.UUID
 	Metadata json.RawMessage
+	Name     string
 }
 
 // CheckpointCreate copies every live entry into the checkpoint tables in one
@@ -47,7 +49,7 @@ type CheckpointCreateParams struct {
 // aggregated from the copy's RETURNING: a sequential pass over the source
 // costs a fraction of materialising every copied row again.
 func (q *Queries) CheckpointCreate(ctx context.Context, db DBTX, arg CheckpointCreateParams) (StateCheckpoint, error) {
-	row := db.QueryRow(ctx, checkpointCreate, arg.ID, arg.Metadata)
+	row := db.QueryRow(ctx, checkpointCreate, arg.ID, arg.Metadata, arg.Name)
 	var i StateCheckpoint
 	err := row.Scan(
 		&i.ID,
@@ -55,6 +57,7 @@ func (q *Queries) CheckpointCreate(ctx context.Context, db DBTX, arg CheckpointC
 		&i.RowCount,
 		&i.DataBytes,
 		&i.Metadata,
+		&i.Name,
 	)
 	return i, err
 }
@@ -90,11 +93,19 @@ WHERE id = $1
 FOR SHARE
 `
 
+type CheckpointLockSharedRow struct {
+	ID        uuid.UUID
+	CreatedAt time.Time
+	RowCount  int64
+	DataBytes int64
+	Metadata  json.RawMessage
+}
+
 // CheckpointLockShared finds a checkpoint and keeps it from being deleted
 // until the surrounding transaction ends.
-func (q *Queries) CheckpointLockShared(ctx context.Context, db DBTX, id uuid.UUID) (StateCheckpoint, error) {
+func (q *Queries) CheckpointLockShared(ctx context.Context, db DBTX, id uuid.UUID) (CheckpointLockSharedRow, error) {
 	row := db.QueryRow(ctx, checkpointLockShared, id)
-	var i StateCheckpoint
+	var i CheckpointLockSharedRow
 	err := row.Scan(
 		&i.ID,
 		&i.CreatedAt,
@@ -144,7 +155,7 @@ func (q *Queries) CheckpointsDeleteBeyond(ctx context.Context, db DBTX, arg Chec
 }
 
 const checkpointsList = `-- name: CheckpointsList :many
-SELECT id, created_at, row_count, data_bytes, metadata
+SELECT id, created_at, row_count, data_bytes, metadata, name
 FROM state_checkpoints
 ORDER BY created_at DESC, id DESC
 `
@@ -164,6 +175,7 @@ func (q *Queries) CheckpointsList(ctx context.Context, db DBTX) ([]StateCheckpoi
 			&i.RowCount,
 			&i.DataBytes,
 			&i.Metadata,
+			&i.Name,
 		); err != nil {
 			return nil, err
 		}

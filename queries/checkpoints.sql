@@ -21,13 +21,13 @@ WITH copied AS (
     FROM state_entries AS e
     WHERE e.expires_at IS NULL OR e.expires_at > now()
 )
-INSERT INTO state_checkpoints (id, row_count, data_bytes, metadata)
-SELECT @id::uuid, t.row_count, t.data_bytes, sqlc.narg(metadata)::jsonb
+INSERT INTO state_checkpoints (id, row_count, data_bytes, metadata, name)
+SELECT @id::uuid, t.row_count, t.data_bytes, sqlc.narg(metadata)::jsonb, @name::text
 FROM totals AS t
-RETURNING id, created_at, row_count, data_bytes, metadata;
+RETURNING id, created_at, row_count, data_bytes, metadata, name;
 
 -- name: CheckpointsList :many
-SELECT id, created_at, row_count, data_bytes, metadata
+SELECT id, created_at, row_count, data_bytes, metadata, name
 FROM state_checkpoints
 ORDER BY created_at DESC, id DESC;
 

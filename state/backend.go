@@ -82,6 +82,22 @@ type Store interface {
 	ListCheckpoints(ctx context.Context) ([]CheckpointInfo, error)
 	// DeleteCheckpoint removes a checkpoint.
 	DeleteCheckpoint(ctx context.Context, id uuid.UUID) error
+
+	// CreateCheckpointWith snapshots every live entry as CreateCheckpoint
+	// does, with a name (CheckpointName) and metadata (CheckpointMetadata),
+	// and returns the new checkpoint's description.
+	CreateCheckpointWith(ctx context.Context, opts ...CheckpointOption) (CheckpointInfo, error)
+	// FindCheckpoint finds a checkpoint by its full id, its name, or a
+	// unique prefix of its id (as git and docker accept short ids).
+	FindCheckpoint(ctx context.Context, ref string) (CheckpointInfo, error)
+	// ListCheckpointEntries returns one page of a checkpoint's entries
+	// under prefix, with the options of List, without restoring it.
+	ListCheckpointEntries(ctx context.Context, id uuid.UUID, prefix []byte, opts ...ListOption) (Page, error)
+	// GetCheckpointEntry returns the entry under key in a checkpoint.
+	GetCheckpointEntry(ctx context.Context, id uuid.UUID, key []byte) (Entry, bool, error)
+	// RestoreCheckpointCount is RestoreCheckpoint returning how many entries
+	// it wrote.
+	RestoreCheckpointCount(ctx context.Context, id uuid.UUID) (int64, error)
 }
 
 // Entry is one key with its value and attributes. For BatchPut, only Key,
@@ -115,6 +131,7 @@ type CheckpointInfo struct {
 	Rows      int64           // entries in the snapshot
 	Bytes     int64           // total size of their keys and values
 	Metadata  json.RawMessage // nil when the checkpoint has none
+	Name      string          // "" when the checkpoint was not given one
 }
 
 var (

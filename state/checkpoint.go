@@ -23,23 +23,32 @@ func (p *Postgres) CreateCheckpoint(ctx context.Context) (uuid.UUID, error) {
 // others and deletes the rest: the checkpoint just made is never among them,
 // whatever the clocks say or the order in which concurrent ones commit.
 func (p *Postgres) CreateCheckpointWithMetadata(ctx context.Context, metadata any) (uuid.UUID, error) {
+	info, err := p.createCheckpoint(ctx, metadata, "")
+	return info.ID, err
+}
+
+// createCheckpoint is CreateCheckpointWithMetadata with a name (checked by
+// the caller; "" for none), returning the new checkpoint's header.
+func (p *Postgres) createCheckpoint(ctx context.Context, metadata any, name string) (CheckpointInfo, error) {
 	if err := p.usable(); err != nil {
-		return uuid.Nil, p.fail(ctx, "create checkpoint", err)
+		return CheckpointInfo{}, p.fail(ctx, "create checkpoint", err)
 	}
 	md, err := encodeMetadata(metadata)
 	if err != nil {
-		return uuid.Nil, p.fail(ctx, "create checkpoint", err)
+		return CheckpointInfo{}, p.fail(ctx, "create checkpoint", err)
 	}
 	// Version 7: ids sort by creation time.
 	id, err := uuid.NewV7()
 	if err != nil {
-		return uuid.Nil, p.fail(ctx, "create checkpoint", err)
+		return CheckpointInfo{}, p.fail(ctx, "create checkpoint", err)
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
+	var header gen.StateCheckpoint
 	err = p.inTx(ctx, onceOnly, func(tx pgx.Tx) error {
 		p.stats.queries.Add(1)
-		if _, err := p.q.CheckpointCreate(ctx, tx, gen.CheckpointCreateParams{ID: id, Metadata: md}); err != nil {
+		var err error
+		if header, err = p.q.CheckpointCreate(ctx, tx, gen.CheckpointCreateParams{ID: id, Metadata: md, Name: name}); err != nil {
 			return err
 		}
 		if p.cfg.CheckpointRetention > 0 {
@@ -51,9 +60,9 @@ func (p *Postgres) CreateCheckpointWithMetadata(ctx context.Context, metadata an
 		return nil
 	})
 	if err != nil {
-		return uuid.Nil, p.fail(ctx, "create checkpoint", err)
+		return CheckpointInfo{}, p.fail(ctx, createOp(name), err)
 	}
-	return id, nil
+	return checkpointInfo(header), nil
 }
 
 // RestoreCheckpoint implements Store. In one transaction it locks out writers
@@ -63,14 +72,22 @@ func (p *Postgres) CreateCheckpointWithMetadata(ctx context.Context, metadata an
 // The transaction is READ COMMITTED whatever the server's default, so the
 // delete sees every row committed while the restore waited for its lock.
 func (p *Postgres) RestoreCheckpoint(ctx context.Context, id uuid.UUID) error {
+	_, err := p.RestoreCheckpointCount(ctx, id)
+	return err
+}
+
+// RestoreCheckpointCount is RestoreCheckpoint returning how many entries it
+// wrote back.
+func (p *Postgres) RestoreCheckpointCount(ctx context.Context, id uuid.UUID) (int64, error) {
 	if err := p.usable(); err != nil {
-		return p.fail(ctx, "restore checkpoint", err)
+		return 0, p.fail(ctx, "restore checkpoint", err)
 	}
 	if id == uuid.Nil {
-		return p.fail(ctx, "restore checkpoint", fmt.Errorf("%w: the nil id", ErrCheckpointNotFound))
+		return 0, p.fail(ctx, "restore checkpoint", fmt.Errorf("%w: the nil id", ErrCheckpointNotFound))
 	}
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
+	var written int64
 	err := p.inTx(ctx, onceOnly, func(tx pgx.Tx) error {
 		p.stats.queries.Add(4)
 		if _, err := p.q.CheckpointLockShared(ctx, tx, id); err != nil {
@@ -86,13 +103,14 @@ func (p *Postgres) RestoreCheckpoint(ctx context.Context, id uuid.UUID) error {
 		if _, err := p.q.EntriesDeleteAll(ctx, tx); err != nil {
 			return err
 		}
-		_, err := p.q.EntriesRestoreFromCheckpoint(ctx, tx, id)
+		var err error
+		written, err = p.q.EntriesRestoreFromCheckpoint(ctx, tx, id)
 		return err
 	})
 	if err != nil {
-		return p.fail(ctx, fmt.Sprintf("restore checkpoint %s", id), err)
+		return 0, p.fail(ctx, fmt.Sprintf("restore checkpoint %s", id), err)
 	}
-	return nil
+	return written, nil
 }
 
 // ListCheckpoints implements Store.
@@ -106,7 +124,7 @@ func (p *Postgres) ListCheckpoints(ctx context.Context) ([]CheckpointInfo, error
 	}
 	out := make([]CheckpointInfo, len(rows))
 	for i, r := range rows {
-		out[i] = CheckpointInfo{ID: r.ID, CreatedAt: r.CreatedAt, Rows: r.RowCount, Bytes: r.DataBytes, Metadata: r.Metadata}
+		out[i] = checkpointInfo(r)
 	}
 	return out, nil
 }

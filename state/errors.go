@@ -33,6 +33,12 @@ var (
 	ErrClosed = errors.New("store is closed")
 	// ErrCheckpointNotFound: no checkpoint has that id (or it was deleted).
 	ErrCheckpointNotFound = errors.New("checkpoint not found")
+	// ErrCheckpointNameTaken: another checkpoint already has that name.
+	ErrCheckpointNameTaken = errors.New("checkpoint name in use")
+	// ErrAmbiguousCheckpoint: a short id given to FindCheckpoint is the
+	// prefix of more than one checkpoint's id. The error is an
+	// *AmbiguousCheckpointError listing them.
+	ErrAmbiguousCheckpoint = errors.New("ambiguous checkpoint id prefix")
 	// ErrInvalidConfig: Open was given a setting it cannot use.
 	ErrInvalidConfig = errors.New("invalid configuration")
 	// ErrInvalidSchemaName: Config.Schema is not a plain identifier.
@@ -82,6 +88,8 @@ func interpretError(err error) error {
 		case pgErr.Code == "23514" && pgErr.ConstraintName == "state_entries_key_length",
 			pgErr.Code == "54000":
 			return fmt.Errorf("%w: %w", ErrKeyTooLarge, err)
+		case pgErr.Code == "23505" && pgErr.ConstraintName == "state_checkpoints_name_key":
+			return fmt.Errorf("%w: %w", ErrCheckpointNameTaken, err)
 		case pgErr.Code == "42P01", pgErr.Code == "42883", pgErr.Code == "3F000":
 			// Undefined table, function or schema: the store is not migrated.
 			return fmt.Errorf("%w: %w", ErrSchemaOutdated, err)

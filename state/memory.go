@@ -470,22 +470,34 @@ func (m *Memory) CreateCheckpoint(ctx context.Context) (uuid.UUID, error) {
 // CreateCheckpointWithMetadata snapshots every live entry with a metadata
 // document.
 func (m *Memory) CreateCheckpointWithMetadata(ctx context.Context, metadata any) (uuid.UUID, error) {
+	info, err := m.createCheckpoint(ctx, metadata, "")
+	return info.ID, err
+}
+
+func (m *Memory) createCheckpoint(ctx context.Context, metadata any, name string) (CheckpointInfo, error) {
 	md, err := encodeMetadata(metadata)
 	if err != nil {
-		return uuid.Nil, memFail("create checkpoint", err)
+		return CheckpointInfo{}, memFail("create checkpoint", err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.ready(ctx); err != nil {
-		return uuid.Nil, memFail("create checkpoint", err)
+		return CheckpointInfo{}, memFail("create checkpoint", err)
+	}
+	if name != "" {
+		for _, cp := range m.checkpoints {
+			if cp.info.Name == name {
+				return CheckpointInfo{}, memFail(createOp(name), ErrCheckpointNameTaken)
+			}
+		}
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return uuid.Nil, memFail("create checkpoint", err)
+		return CheckpointInfo{}, memFail("create checkpoint", err)
 	}
 	now := m.Now()
 	cp := memCheckpoint{
-		info:    CheckpointInfo{ID: id, CreatedAt: now, Metadata: md},
+		info:    CheckpointInfo{ID: id, CreatedAt: now, Metadata: md, Name: name},
 		entries: make(map[string]memEntry, len(m.entries)),
 	}
 	for k, e := range m.entries {
@@ -496,19 +508,25 @@ func (m *Memory) CreateCheckpointWithMetadata(ctx context.Context, metadata any)
 		}
 	}
 	m.checkpoints[id] = cp
-	return id, nil
+	return cp.info, nil
 }
 
 // RestoreCheckpoint implements Store.
 func (m *Memory) RestoreCheckpoint(ctx context.Context, id uuid.UUID) error {
+	_, err := m.RestoreCheckpointCount(ctx, id)
+	return err
+}
+
+// RestoreCheckpointCount implements Store.
+func (m *Memory) RestoreCheckpointCount(ctx context.Context, id uuid.UUID) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.ready(ctx); err != nil {
-		return memFail("restore checkpoint", err)
+		return 0, memFail("restore checkpoint", err)
 	}
 	cp, ok := m.checkpoints[id]
 	if !ok {
-		return memFail(fmt.Sprintf("restore checkpoint %s", id), ErrCheckpointNotFound)
+		return 0, memFail(fmt.Sprintf("restore checkpoint %s", id), ErrCheckpointNotFound)
 	}
 	now := m.Now()
 	for k := range m.entries {
@@ -519,7 +537,7 @@ func (m *Memory) RestoreCheckpoint(ctx context.Context, id uuid.UUID) error {
 		m.entries[k] = e
 		m.logPut(k, e, now)
 	}
-	return nil
+	return int64(len(cp.entries)), nil
 }
 
 // ListCheckpoints implements Store.

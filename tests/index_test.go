@@ -142,6 +142,22 @@ func TestIndexesServeTheirQueries(t *testing.T) {
 		{"ChangesRead", generatedSQL(func(q *gen.Queries, db gen.DBTX) {
 			q.ChangesRead(ctx, db, gen.ChangesReadParams{})
 		}), "bool, bytea, bytea, int8, int4", `true, '\x6b3a', NULL, 100, 1000`, "state_changes_pkey", false},
+		{"FindCheckpointByID", generatedSQL(func(q *gen.Queries, db gen.DBTX) { q.CheckpointGet(ctx, db, ids[0]) }),
+			"uuid", "'" + ids[0].String() + "'", "state_checkpoints_pkey", true},
+		{"FindCheckpointByName", generatedSQL(func(q *gen.Queries, db gen.DBTX) { q.CheckpointGetByName(ctx, db, "") }),
+			"text", "'before-upgrade'", "state_checkpoints_name_key", true},
+		{"FindCheckpointByIDPrefix", generatedSQL(func(q *gen.Queries, db gen.DBTX) {
+			q.CheckpointsFindByIDRange(ctx, db, gen.CheckpointsFindByIDRangeParams{})
+		}), "uuid, uuid, int4", "'01900000-0000-0000-0000-000000000000', '0190ffff-ffff-ffff-ffff-ffffffffffff', 6", "state_checkpoints_pkey", true},
+		{"CheckpointEntryGet", generatedSQL(func(q *gen.Queries, db gen.DBTX) {
+			q.CheckpointEntryGet(ctx, db, gen.CheckpointEntryGetParams{})
+		}), "uuid, bytea", "'" + ids[0].String() + `', '\x6b3a30303030303432'`, "state_checkpoint_entries_pkey", false},
+		{"CheckpointEntriesList", generatedSQL(func(q *gen.Queries, db gen.DBTX) {
+			q.CheckpointEntriesListAsc(ctx, db, gen.CheckpointEntriesListAscParams{})
+		}), "bool, uuid, bytea, bytea, int8", "true, '" + ids[0].String() + `', '\x6b3a', '\x6b3b', 101`, "state_checkpoint_entries_pkey", false},
+		{"CheckpointEntriesListReverse", generatedSQL(func(q *gen.Queries, db gen.DBTX) {
+			q.CheckpointEntriesListDesc(ctx, db, gen.CheckpointEntriesListDescParams{})
+		}), "bool, uuid, bytea, bytea, int8", "true, '" + ids[0].String() + `', '\x6b3a', '\x6b3b', 101`, "state_checkpoint_entries_pkey", false},
 		{"Retention", generatedSQL(func(q *gen.Queries, db gen.DBTX) {
 			q.CheckpointsDeleteBeyond(ctx, db, gen.CheckpointsDeleteBeyondParams{ID: ids[0], Keep: 1})
 		}), "uuid, int4", "'" + ids[0].String() + "', 1", "state_checkpoints_created_at_idx", true},

@@ -58,20 +58,26 @@ func cmdGet(ctx context.Context, a *app, args []string) error {
 		if !found {
 			return &notFoundError{msg: fmt.Sprintf("key %s not found in schema %s", strconv.Quote(args[0]), a.g.schema)}
 		}
-		if *raw {
-			if _, err := a.stdout.Write(e.Value); err != nil {
-				return fmt.Errorf("write output: %w", err)
-			}
-			return nil
+		return a.printValue(c, vc, e, *raw)
+	})
+}
+
+// printValue prints what get prints: the value's bytes with --raw, the
+// entry with --json, otherwise the value in vc and a newline.
+func (a *app) printValue(c, vc codec, e state.Entry, raw bool) error {
+	if raw {
+		if _, err := a.stdout.Write(e.Value); err != nil {
+			return fmt.Errorf("write output: %w", err)
 		}
-		return a.emit(newEntryDoc(c, vc, e), func(w io.Writer) {
-			if vc == codecText {
-				w.Write(e.Value)
-				io.WriteString(w, "\n")
-				return
-			}
-			fmt.Fprintln(w, vc.encode(e.Value))
-		})
+		return nil
+	}
+	return a.emit(newEntryDoc(c, vc, e), func(w io.Writer) {
+		if vc == codecText {
+			w.Write(e.Value)
+			io.WriteString(w, "\n")
+			return
+		}
+		fmt.Fprintln(w, vc.encode(e.Value))
 	})
 }
 

@@ -126,7 +126,7 @@ func init() {
 		{"ttl", "ttl KEY", "print how long KEY has left", cmdTTL},
 		{"incr", "incr KEY [N]", "add N (default 1) to the integer under KEY", cmdIncr},
 		{"count", "count", "print the number of live entries", cmdCount},
-		{"checkpoint", "checkpoint create [--metadata JSON]|list|restore ID|delete ID", "manage snapshots of every entry", cmdCheckpoint},
+		{"checkpoint", "checkpoint create|list|show|entries|get|restore|delete", "manage snapshots of every entry", cmdCheckpoint},
 		{"cleanup", "cleanup", "delete expired entries now", cmdCleanup},
 		{"vacuum", "vacuum", "VACUUM ANALYZE the store's tables", cmdVacuum},
 		{"stats", "stats", "print entry counts and table sizes", cmdStats},

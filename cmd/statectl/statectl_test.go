@@ -172,6 +172,7 @@ type keysJSON struct {
 
 type checkpointJSON struct {
 	ID        string          `json:"id"`
+	Name      string          `json:"name"`
 	CreatedAt time.Time       `json:"created_at"`
 	Rows      int64           `json:"rows"`
 	Bytes     int64           `json:"bytes"`
@@ -224,8 +225,9 @@ func TestUsageErrors(t *testing.T) {
 		{"BadMetadata", []string{"put", "k", "v", "--metadata", "{a:1}"}, "not a valid JSON document"},
 		{"CheckpointNoAction", []string{"checkpoint"}, "checkpoint: missing action"},
 		{"CheckpointUnknownAction", []string{"checkpoint", "undo"}, `unknown action "undo"`},
-		{"CheckpointRestoreNoID", []string{"checkpoint", "restore"}, "missing ID"},
-		{"CheckpointBadID", []string{"checkpoint", "restore", "yesterday"}, "is not a checkpoint id"},
+		{"CheckpointRestoreNoID", []string{"checkpoint", "restore"}, "missing REF"},
+		{"CheckpointBadID", []string{"checkpoint", "restore", "", "--yes"}, "is not a checkpoint id, name or id prefix"},
+		{"CheckpointRestoreUnconfirmed", []string{"checkpoint", "restore", "before"}, "stdin is not a terminal to confirm it: pass --yes"},
 		{"CheckpointFlagOnWrongAction", []string{"checkpoint", "list", "--metadata", "{}"}, "--metadata does not apply"},
 		{"CheckpointBadMetadata", []string{"checkpoint", "create", "--metadata", "nope"}, "not a valid JSON document"},
 		{"MigrateNoAction", []string{"migrate"}, "migrate: missing action"},
@@ -309,8 +311,8 @@ func TestMigrate(t *testing.T) {
 	status := func(version int32) func(t *testing.T, r result) {
 		return func(t *testing.T, r result) {
 			got := decodeJSON[migrateStatusJSON](t, r)
-			if got.Schema != "public" || got.Version != version || got.Latest != 8 || len(got.Migrations) != 8 {
-				t.Fatalf("status %+v, want public at %d of 8 with 8 migrations", got, version)
+			if got.Schema != "public" || got.Version != version || got.Latest != 9 || len(got.Migrations) != 9 {
+				t.Fatalf("status %+v, want public at %d of 9 with 9 migrations", got, version)
 			}
 			for _, m := range got.Migrations {
 				if m.Applied != (m.Version <= version) || !strings.HasSuffix(m.Name, ".sql") {
@@ -328,28 +330,28 @@ func TestMigrate(t *testing.T) {
 	}
 	runSteps(t, dsn, []step{
 		{name: "StatusEmpty", args: []string{"--json", "migrate", "status"}, check: status(0)},
-		{name: "StatusHuman", args: []string{"migrate", "status"}, contains: []string{"version 0 of 8 (8 pending", "001_create_state_table.sql", "pending"}},
-		{name: "Up", args: []string{"migrate", "up"}, stdout: "migrated schema public from version 0 to 8\n"},
-		{name: "StatusUp", args: []string{"migrate", "status", "--json"}, check: status(8)},
-		{name: "UpAgain", args: []string{"migrate", "up"}, stdout: "schema public is at version 8; nothing to do\n"},
-		{name: "HealthUp", args: []string{"health"}, stdout: "ok: schema public is at version 8\n"},
+		{name: "StatusHuman", args: []string{"migrate", "status"}, contains: []string{"version 0 of 9 (9 pending", "001_create_state_table.sql", "pending"}},
+		{name: "Up", args: []string{"migrate", "up"}, stdout: "migrated schema public from version 0 to 9\n"},
+		{name: "StatusUp", args: []string{"migrate", "status", "--json"}, check: status(9)},
+		{name: "UpAgain", args: []string{"migrate", "up"}, stdout: "schema public is at version 9; nothing to do\n"},
+		{name: "HealthUp", args: []string{"health"}, stdout: "ok: schema public is at version 9\n"},
 		{name: "PutWhileUp", args: []string{"put", "k", "v"}},
-		{name: "DownOne", args: []string{"--json", "migrate", "down"}, check: moved(8, 7)},
-		{name: "GetWhileDown", args: []string{"get", "k"}, code: exitFailure, stderrHas: "this release needs 8"},
-		{name: "DownTo", args: []string{"migrate", "down", "--to", "2", "--json"}, check: moved(7, 2)},
+		{name: "DownOne", args: []string{"--json", "migrate", "down"}, check: moved(9, 8)},
+		{name: "GetWhileDown", args: []string{"get", "k"}, code: exitFailure, stderrHas: "this release needs 9"},
+		{name: "DownTo", args: []string{"migrate", "down", "--to", "2", "--json"}, check: moved(8, 2)},
 		{name: "StatusDown", args: []string{"--json", "migrate", "status"}, check: status(2)},
 		{name: "UpBelowCurrent", args: []string{"migrate", "up", "--to", "1"}, code: exitUsage, stderrHas: "use 'statectl migrate down --to 1'"},
 		{name: "DownAboveCurrent", args: []string{"migrate", "down", "--to", "3"}, code: exitUsage, stderrHas: "use 'statectl migrate up --to 3'"},
 		{name: "UpTo", args: []string{"--json", "migrate", "up", "--to", "3"}, check: moved(2, 3)},
-		{name: "UpRest", args: []string{"--json", "migrate", "up"}, check: moved(3, 8)},
+		{name: "UpRest", args: []string{"--json", "migrate", "up"}, check: moved(3, 9)},
 		// Rolling back to 2 kept the entries table of migration 1.
 		{name: "DataSurvivesPartialRollback", args: []string{"count"}, stdout: "1\n"},
-		{name: "DownToZero", args: []string{"migrate", "down", "--to", "0"}, stdout: "migrated schema public from version 8 to 0\n"},
+		{name: "DownToZero", args: []string{"migrate", "down", "--to", "0"}, stdout: "migrated schema public from version 9 to 0\n"},
 		{name: "DownAtZero", args: []string{"migrate", "down"}, stdout: "schema public is at version 0; nothing to do\n"},
 		{name: "StatusZero", args: []string{"--json", "migrate", "status"}, check: status(0)},
 		// A second schema is a second, independent store in the same
 		// database.
-		{name: "UpOtherSchema", args: []string{"--schema", "tenant_b", "migrate", "up"}, stdout: "migrated schema tenant_b from version 0 to 8\n"},
+		{name: "UpOtherSchema", args: []string{"--schema", "tenant_b", "migrate", "up"}, stdout: "migrated schema tenant_b from version 0 to 9\n"},
 		{name: "PutOtherSchema", args: []string{"--schema", "tenant_b", "put", "only-b", "1"}},
 		{name: "PublicStillEmpty", args: []string{"count"}, code: exitFailure, stderrHas: "migrate up"},
 		{name: "CountOtherSchema", args: []string{"--schema", "tenant_b", "count"}, stdout: "1\n"},
@@ -566,18 +568,18 @@ func TestCheckpoints(t *testing.T) {
 		{name: "DeleteB", args: []string{"delete", "b"}},
 		{name: "PutD", args: []string{"put", "d", "4"}},
 		{name: "ModifiedList", args: []string{"list"}, stdout: "a\nc\nd\n"},
-		{name: "Restore", args: []string{"checkpoint", "restore", first}, stdout: "restored checkpoint " + first + "\n"},
+		{name: "Restore", args: []string{"checkpoint", "restore", first, "--yes"}, stdout: "restored checkpoint " + first + ": 2 entries written\n"},
 		{name: "RestoredA", args: []string{"get", "a"}, stdout: "1\n"},
 		{name: "RestoredB", args: []string{"get", "b"}, stdout: "2\n"},
 		{name: "RestoredWithoutC", args: []string{"get", "c"}, code: exitNotFound},
 		{name: "RestoredWithoutD", args: []string{"get", "d"}, code: exitNotFound},
 		{name: "RestoredList", args: []string{"list"}, stdout: "a\nb\n"},
-		{name: "RestoreSecond", args: []string{"--json", "checkpoint", "restore", second}, stdout: `{"restored":"` + second + `"}` + "\n"},
+		{name: "RestoreSecond", args: []string{"--json", "checkpoint", "restore", "--yes", second}, stdout: `{"restored":"` + second + `","entries":3}` + "\n"},
 		{name: "RestoredC", args: []string{"get", "c"}, stdout: "3\n"},
 		{name: "Delete", args: []string{"checkpoint", "delete", first}, stdout: "deleted checkpoint " + first + "\n"},
-		{name: "RestoreDeleted", args: []string{"checkpoint", "restore", first}, code: exitNotFound, stderrHas: "checkpoint not found"},
+		{name: "RestoreDeleted", args: []string{"checkpoint", "restore", first, "--yes"}, code: exitNotFound, stderrHas: "checkpoint not found"},
 		{name: "DeleteDeleted", args: []string{"checkpoint", "delete", first}, code: exitNotFound, stderrHas: "checkpoint not found"},
-		{name: "RestoreUnknown", args: []string{"checkpoint", "restore", "00000000-0000-0000-0000-000000000000"}, code: exitNotFound},
+		{name: "RestoreUnknown", args: []string{"checkpoint", "restore", "--yes", "00000000-0000-0000-0000-000000000000"}, code: exitNotFound},
 		{name: "OneLeft", args: []string{"--json", "checkpoint", "list"}, check: func(t *testing.T, r result) {
 			got := decodeJSON[struct {
 				Checkpoints []checkpointJSON `json:"checkpoints"`
@@ -597,8 +599,8 @@ func TestMaintenance(t *testing.T) {
 		{name: "PutA", args: []string{"put", "a", "12345"}},
 		{name: "PutB", args: []string{"put", "b", "67890"}},
 		{name: "Checkpoint", args: []string{"checkpoint", "create"}},
-		{name: "Health", args: []string{"health"}, stdout: "ok: schema public is at version 8\n"},
-		{name: "HealthJSON", args: []string{"--json", "health"}, stdout: `{"status":"ok","schema":"public","version":8}` + "\n"},
+		{name: "Health", args: []string{"health"}, stdout: "ok: schema public is at version 9\n"},
+		{name: "HealthJSON", args: []string{"--json", "health"}, stdout: `{"status":"ok","schema":"public","version":9}` + "\n"},
 		{name: "Vacuum", args: []string{"vacuum"}, stdout: "vacuumed and analyzed the tables of schema public\n"},
 		{name: "VacuumJSON", args: []string{"vacuum", "--json"}, stdout: `{"vacuumed":"public"}` + "\n"},
 		{name: "Cleanup", args: []string{"cleanup"}, stdout: "deleted 0 expired entries\n"},

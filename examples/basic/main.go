@@ -11,6 +11,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -255,17 +256,29 @@ func prefixes(ctx context.Context, s *state.Postgres) error {
 }
 
 func checkpoints(ctx context.Context, s *state.Postgres) error {
-	id, err := s.CreateCheckpointWithMetadata(ctx, map[string]string{"reason": "before the price change"})
+	info, err := s.CreateCheckpointWith(ctx, state.CheckpointName("before-price-change"),
+		state.CheckpointMetadata(map[string]string{"reason": "before the price change"}))
 	if err != nil {
 		return err
 	}
+	id := info.ID
 	list, err := s.ListCheckpoints(ctx)
 	if err != nil {
 		return err
 	}
 	for _, c := range list {
-		fmt.Printf("checkpoint     -> %s: %d entries, %d bytes, %s\n", c.ID, c.Rows, c.Bytes, c.Metadata)
+		fmt.Printf("checkpoint     -> %s %q: %d entries, %d bytes, %s\n", c.ID, c.Name, c.Rows, c.Bytes, c.Metadata)
 	}
+	// By name, or by a short id as git and docker take them.
+	byName, err := s.FindCheckpoint(ctx, "before-price-change")
+	if err != nil {
+		return err
+	}
+	byShortID, err := s.FindCheckpoint(ctx, id.String()[:13])
+	if err != nil {
+		return err
+	}
+	fmt.Printf("find           -> by name and by short id %s: same checkpoint %t\n", id.String()[:13], byName.ID == id && byShortID.ID == id)
 
 	if err := s.Put(ctx, []byte("order/1"), []byte("999.00 EUR")); err != nil {
 		return err
@@ -276,10 +289,22 @@ func checkpoints(ctx context.Context, s *state.Postgres) error {
 	if err := showOrders(ctx, s, "after changes "); err != nil {
 		return err
 	}
-
-	if err := s.RestoreCheckpoint(ctx, id); err != nil {
+	// Reading the checkpoint does not restore it.
+	page, err := s.ListCheckpointEntries(ctx, id, []byte("order/"), state.WithLimit(2))
+	if err != nil {
 		return err
 	}
+	old, _, err := s.GetCheckpointEntry(ctx, id, []byte("order/1"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("in checkpoint  -> first keys %s (more %t), order/1 = %s\n", bytes.Join(page.Keys(), []byte(" ")), page.More, old.Value)
+
+	n, err := s.RestoreCheckpointCount(ctx, id)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("restored       -> %d entries written\n", n)
 	if err := showOrders(ctx, s, "after restore "); err != nil {
 		return err
 	}

@@ -52,6 +52,8 @@ type StateCheckpoint struct {
 	DataBytes int64
 	// Optional JSON document describing the checkpoint.
 	Metadata json.RawMessage
+	// Optional name given at creation ('' when none), unique among named checkpoints.
+	Name string
 }
 
 // The entries of each checkpoint, copied from state_entries; written and deleted only together with their state_checkpoints row.
