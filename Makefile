@@ -5,7 +5,7 @@ WITH_PG   := scripts/with-postgres.sh
 VET_DB    := pgstate_sqlc_vet
 # Nested modules (own go.mod, replace to this one): tested, vetted and
 # generated with the root module.
-NESTED    := examples/extend contrib/otelpgstate
+NESTED    := examples/extend contrib/otelpgstate bench/peers
 
 .PHONY: all test test-short generate check-generated lint bench bench-peers demo tools
 
