@@ -144,8 +144,13 @@ func mismatch(key []byte, expected, current int64) error {
 // back). It does not trust pgconn.SafeToRetry: after a reply is lost pgx
 // can report a closed connection, which claims that nothing was sent.
 func outcomeUnknown(err error) bool {
+	if err == nil {
+		// Before the errors.As below, whose target escapes: the common
+		// case allocates nothing.
+		return false
+	}
 	var pgErr *pgconn.PgError
-	return err != nil && !errors.As(err, &pgErr)
+	return !errors.As(err, &pgErr)
 }
 
 func (o writeOptions) params(key, value []byte) (gen.EntryWriteParams, error) {
