@@ -39,6 +39,9 @@ var (
 	// prefix of more than one checkpoint's id. The error is an
 	// *AmbiguousCheckpointError listing them.
 	ErrAmbiguousCheckpoint = errors.New("ambiguous checkpoint id prefix")
+	// ErrCodec: a Typed view's codec could not encode a value, or decode
+	// the bytes stored under a key.
+	ErrCodec = errors.New("codec failed")
 	// ErrInvalidConfig: Open was given a setting it cannot use.
 	ErrInvalidConfig = errors.New("invalid configuration")
 	// ErrInvalidSchemaName: Config.Schema is not a plain identifier.

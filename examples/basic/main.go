@@ -426,6 +426,27 @@ func everyday(ctx context.Context, s *state.Postgres) error {
 	fmt.Printf("increment x3   -> %d\n", n)
 	_, err = s.Increment(ctx, []byte("daily/session"), 1)
 	fmt.Printf("increment text -> ErrNotInteger: %v\n", errors.Is(err, state.ErrNotInteger))
+
+	// Typed access: values of a Go type (JSON by default, or any Codec),
+	// string keys, the store's options.
+	type profile struct {
+		Name  string   `json:"name"`
+		Langs []string `json:"langs"`
+	}
+	profiles := state.NewTyped[profile](s)
+	if _, err := profiles.PutEntry(ctx, "daily/profile/ada", profile{"Ada", []string{"go", "sql"}}, state.WithTTL(time.Hour)); err != nil {
+		return err
+	}
+	p, found, err := profiles.Get(ctx, "daily/profile/ada")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("typed get      -> %s knows %s (found %t)\n", p.Name, strings.Join(p.Langs, ", "), found)
+	page, err := profiles.List(ctx, "daily/profile/")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("typed list     -> %d profile(s), first %s\n", len(page.Items), page.Items[0].Key)
 	_, err = s.DeletePrefix(ctx, []byte("daily/"))
 	return err
 }

@@ -93,6 +93,8 @@ func TestDemo(t *testing.T) {
 				"persist        -> no expiry: true",
 				"increment x3   -> 30",
 				"increment text -> ErrNotInteger: true",
+				"typed get      -> Ada knows go, sql (found true)",
+				"typed list     -> 1 profile(s), first daily/profile/ada",
 				"dropped schema pgstate_demo",
 			} {
 				if !strings.Contains(stdout, want) {

@@ -4,7 +4,7 @@ package statetest
 // expiry control, counters, checkpoint inspection and typed access.
 func dailyTests() []storeTest {
 	var all []storeTest
-	for _, group := range [][]storeTest{listTests, expiryTests, counterTests, checkpointManageTests} {
+	for _, group := range [][]storeTest{listTests, expiryTests, counterTests, checkpointManageTests, typedTests} {
 		all = append(all, group...)
 	}
 	return all
