@@ -8,6 +8,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -441,7 +442,7 @@ func TestTransactAttemptsAndOwnError(t *testing.T) {
 func TestStoreReportsEveryOperation(t *testing.T) {
 	fset := token.NewFileSet()
 	declared := map[string]bool{}
-	for _, file := range []string{"store.go", "ops.go"} {
+	for _, file := range []string{"store.go", "ops.go", "checkpoint.go"} {
 		f, err := parser.ParseFile(fset, file, nil, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -476,3 +477,52 @@ func TestStoreReportsEveryOperation(t *testing.T) {
 		}
 	}
 }
+
+// ErrorKind names every sentinel of the state package: a new one would
+// otherwise be reported as "other".
+func TestErrorKindNamesEverySentinel(t *testing.T) {
+	fset := token.NewFileSet()
+	named := map[string]bool{}
+	f, err := parser.ParseFile(fset, "otelpgstate.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ast.Inspect(f, func(n ast.Node) bool {
+		if sel, ok := n.(*ast.SelectorExpr); ok {
+			if id, ok := sel.X.(*ast.Ident); ok && id.Name == "state" {
+				named[sel.Sel.Name] = true
+			}
+		}
+		return true
+	})
+	files, err := filepath.Glob("../../state/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range files {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range file.Decls {
+			gd, ok := d.(*ast.GenDecl)
+			if !ok || gd.Tok != token.VAR {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				for _, name := range spec.(*ast.ValueSpec).Names {
+					if strings.HasPrefix(name.Name, "Err") && !named[name.Name] && !notOperationErrors[name.Name] {
+						t.Errorf("ErrorKind does not name state.%s", name.Name)
+					}
+				}
+			}
+		}
+	}
+}
+
+// notOperationErrors are sentinels only Open returns: no operation fails
+// with them.
+var notOperationErrors = map[string]bool{"ErrInvalidSchemaName": true}
