@@ -45,33 +45,28 @@ func (e *bouncerEnv) config(mode pgx.QueryExecMode) state.Config {
 	return cfg
 }
 
-var poolerModes = []struct {
-	name string
-	mode pgx.QueryExecMode
-}{
-	{"Exec", pgx.QueryExecModeExec},
-	{"SimpleProtocol", pgx.QueryExecModeSimpleProtocol},
+// The conformance suite runs through a real pgbouncer 1.18 in transaction
+// mode with 3 server connections, so that the stores (each in a schema of
+// its own, all in one database) share server sessions: a search_path or
+// prepared statement left in a session would show up as one store reading
+// another's tables or as "prepared statement does not exist". One test per
+// execution mode, each with its own cluster and pooler, so that they run in
+// parallel.
+func runBouncerConformance(t *testing.T, mode pgx.QueryExecMode) {
+	env := newBouncerEnv(t, 3)
+	statetest.RunStore(t, func(t *testing.T) state.Store {
+		return testdb.OpenConfig(t, env.config(mode))
+	})
 }
 
-// TestPgBouncerConformance runs the whole conformance suite through a real
-// pgbouncer 1.18 in transaction mode with 3 server connections, so that the
-// stores (each in a schema of its own, all in one database) share server
-// sessions: a search_path or prepared statement left in a session would
-// show up as one store reading another's tables or as "prepared statement
-// does not exist".
-func TestPgBouncerConformance(t *testing.T) {
+func TestPgBouncerConformanceExec(t *testing.T) {
 	t.Parallel()
-	env := newBouncerEnv(t, 3)
-	for _, m := range poolerModes {
-		t.Run(m.name, func(t *testing.T) {
-			if m.mode != pgx.QueryExecModeExec && testing.Short() {
-				t.Skip("one mode under -short")
-			}
-			statetest.RunStore(t, func(t *testing.T) state.Store {
-				return testdb.OpenConfig(t, env.config(m.mode))
-			})
-		})
-	}
+	runBouncerConformance(t, pgx.QueryExecModeExec)
+}
+
+func TestPgBouncerConformanceSimpleProtocol(t *testing.T) {
+	t.Parallel()
+	runBouncerConformance(t, pgx.QueryExecModeSimpleProtocol)
 }
 
 // TestPgBouncerSessionState: through one shared server session, two stores
