@@ -2,9 +2,16 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgstate/pgstate/gen"
 )
 
 // confirm asks before a command destroys data (checkpoint restore, migrate
@@ -33,4 +40,37 @@ func askYes(r io.Reader, w io.Writer, cmd, what string) error {
 		return nil
 	}
 	return usagef("%s: not confirmed; nothing was changed", cmd)
+}
+
+// liveEntries counts the store's live entries, for migrate down's question;
+// a schema without the entries table holds none. It connects with the
+// store's schema as search_path, as the store does, so the generated query
+// runs unchanged.
+func (a *app) liveEntries(ctx context.Context) (int64, error) {
+	dsn, schemaName, err := a.target()
+	if err != nil {
+		return 0, err
+	}
+	cc, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return 0, usagef("cannot parse the DSN: %v", err)
+	}
+	if cc.ConnectTimeout == 0 || cc.ConnectTimeout > connectTimeout {
+		cc.ConnectTimeout = connectTimeout
+	}
+	cc.RuntimeParams["search_path"] = pgx.Identifier{schemaName}.Sanitize()
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return 0, &connectError{err: err}
+	}
+	defer closeConn(conn)
+	n, err := gen.New().EntriesCount(ctx, conn)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("count the entries of schema %s: %w", schemaName, err)
+	}
+	return n, nil
 }

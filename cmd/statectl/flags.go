@@ -38,6 +38,13 @@ func (a *app) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				if c, ok := findCommand(fs.Name()); ok {
+					a.helpFS = fs
+					a.printCommandHelp(a.stdout, c, fs)
+					return nil, errHelpShown
+				}
+			}
 			return nil, a.flagError(fs.Name(), err)
 		}
 		rest := fs.Args()

@@ -5,6 +5,9 @@
 // Usage:
 //
 //	statectl [global flags] COMMAND [flags] [arguments]
+//	statectl help COMMAND      (or COMMAND --help): one command's usage and flags
+//	statectl --version
+//	statectl completion bash   (or zsh): a shell completion script
 //
 // Global flags (accepted before or after the command):
 //
@@ -34,6 +37,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -79,6 +83,9 @@ type app struct {
 	g      globals
 	// maxValueSize is put's --max-value-size, for the store's check too.
 	maxValueSize int
+	// helpFS is the flag set of the command whose help was shown, for
+	// help COMMAND and completion.
+	helpFS *flag.FlagSet
 }
 
 // run executes one command line and returns the process exit code.
@@ -133,38 +140,46 @@ func init() {
 		{"health", "health", "check the connection and the schema version", cmdHealth},
 		{"watch", "watch [--prefix P] [--from REV] [--values] [--limit N]", "print each change as it happens, one line (or JSON object) each", cmdWatch},
 		{"feed", "feed status|on|off|compact --to REV", "show, switch or compact the change feed", cmdFeed},
-		{"help", "help", "print this help", cmdHelp},
+		{"export", "export [--prefix P] [--output FILE]", "write the entries (under P) as JSON lines, bytes in base64", cmdExport},
+		{"import", "import [--prefix P] [FILE]", "write the entries of export's JSON lines (from stdin without FILE)", cmdImport},
+		{"completion", "completion bash|zsh", "print a bash or zsh completion script", cmdCompletion},
+		{"help", "help [COMMAND]", "print this help, or COMMAND's usage and flags", cmdHelp},
 	}
 }
 
 func (a *app) dispatch(ctx context.Context, args []string) error {
 	fs := a.flagSet("statectl")
+	showVersion := fs.Bool("version", false, "print statectl's version")
 	if err := fs.Parse(args); err != nil {
 		return a.flagError("statectl", err)
+	}
+	if *showVersion {
+		fmt.Fprintln(a.stdout, version())
+		return nil
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
 		return usagef("no command: run 'statectl help' for the list of commands")
 	}
 	name := rest[0]
-	for _, c := range commands {
-		if c.name == name {
-			return c.run(ctx, a, rest[1:])
-		}
+	if c, ok := findCommand(name); ok {
+		return c.run(ctx, a, rest[1:])
 	}
-	return usagef("unknown command %q: run 'statectl help' for the list of commands", name)
-}
-
-func cmdHelp(_ context.Context, a *app, _ []string) error {
-	a.printUsage(a.stdout)
-	return nil
+	return unknownCommand(name)
 }
 
 func (a *app) printUsage(w io.Writer) {
 	var b strings.Builder
-	b.WriteString("statectl manages a pgstate store.\n\nUsage:\n  statectl [global flags] COMMAND [flags] [arguments]\n\nCommands:\n")
+	b.WriteString(`statectl manages a pgstate store.
+
+Usage:
+  statectl [global flags] COMMAND [flags] [arguments]
+  statectl help COMMAND   a command's usage and flags (also: COMMAND --help)
+
+Commands:
+`)
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-62s %s\n", c.usage, c.summary)
+		writeWrapped(&b, fmt.Sprintf("  %-12s%s", c.name, c.summary), strings.Repeat(" ", 14))
 	}
 	b.WriteString(`
 Global flags (before or after the command):
@@ -173,6 +188,9 @@ Global flags (before or after the command):
   --json         machine-readable output, one JSON document
   --hex          keys, prefixes and values in hex, on input and output
   --base64       keys, prefixes and values in standard base64
+  --key-encoding, --value-encoding text|hex|base64
+                 the encoding of one side only
+  --version      print statectl's version
 
 Without --hex or --base64, get prints the value followed by a newline, and
 put reads stdin byte for byte when VALUE is omitted. In --json output keys

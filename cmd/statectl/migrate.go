@@ -26,8 +26,9 @@ func cmdMigrate(ctx context.Context, a *app, args []string) error {
 	flags := a.flagSet("migrate")
 	to := flags.Int("to", 0, "target version")
 	var apps appSets
-	flags.Var(&apps, "app", "an application migration set, NAME=DIR (repeatable)")
+	flags.Var(&apps, "app", "an application migration set, `NAME=DIR` (repeatable)")
 	setName := flags.String("set", "pgstate", "the set --to and down act on")
+	yes := flags.Bool("yes", false, "roll back without asking, even when the store holds entries (down)")
 	args, err := a.parse(flags, args)
 	if err != nil {
 		return err
@@ -107,6 +108,18 @@ func cmdMigrate(ctx context.Context, a *app, args []string) error {
 		}
 		if target < 0 {
 			target = 0
+		}
+		if target < current && !*yes {
+			n, err := a.liveEntries(ctx)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				what := fmt.Sprintf("roll schema %s back from version %d to %d while it holds %s", schemaName, current, target, plural(n, "entry", "entries"))
+				if err := a.confirm("migrate down", false, what); err != nil {
+					return err
+				}
+			}
 		}
 		return a.migrateTo(ctx, conn, schemaName, set, current, target)
 	}

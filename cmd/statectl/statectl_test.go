@@ -255,12 +255,12 @@ func TestUsageErrors(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{{"help"}, {"-h"}, {"get", "--help"}} {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
 		t.Run(strings.Join(args, "_"), func(t *testing.T) {
 			t.Parallel()
 			r := statectl(t, nil, args...)
 			checkResult(t, step{name: "help", args: args, code: exitOK,
-				contains: []string{"checkpoint create", "migrate up", "Exit codes: 0 success, 1 not found, 2 usage error, 3"}}, r)
+				contains: []string{"checkpoint  manage snapshots", "migrate     apply", "Exit codes: 0 success, 1 not found, 2 usage error, 3"}}, r)
 		})
 	}
 }
@@ -336,9 +336,10 @@ func TestMigrate(t *testing.T) {
 		{name: "UpAgain", args: []string{"migrate", "up"}, stdout: "schema public is at version 9; nothing to do\n"},
 		{name: "HealthUp", args: []string{"health"}, stdout: "ok: schema public is at version 9\n"},
 		{name: "PutWhileUp", args: []string{"put", "k", "v"}},
-		{name: "DownOne", args: []string{"--json", "migrate", "down"}, check: moved(9, 8)},
+		{name: "DownUnconfirmed", args: []string{"migrate", "down"}, code: exitUsage, stderrHas: "while it holds 1 entry; stdin is not a terminal to confirm it: pass --yes"},
+		{name: "DownOne", args: []string{"--json", "migrate", "down", "--yes"}, check: moved(9, 8)},
 		{name: "GetWhileDown", args: []string{"get", "k"}, code: exitFailure, stderrHas: "this release needs 9"},
-		{name: "DownTo", args: []string{"migrate", "down", "--to", "2", "--json"}, check: moved(8, 2)},
+		{name: "DownTo", args: []string{"migrate", "down", "--to", "2", "--json", "--yes"}, check: moved(8, 2)},
 		{name: "StatusDown", args: []string{"--json", "migrate", "status"}, check: status(2)},
 		{name: "UpBelowCurrent", args: []string{"migrate", "up", "--to", "1"}, code: exitUsage, stderrHas: "use 'statectl migrate down --to 1'"},
 		{name: "DownAboveCurrent", args: []string{"migrate", "down", "--to", "3"}, code: exitUsage, stderrHas: "use 'statectl migrate up --to 3'"},
@@ -346,7 +347,7 @@ func TestMigrate(t *testing.T) {
 		{name: "UpRest", args: []string{"--json", "migrate", "up"}, check: moved(3, 9)},
 		// Rolling back to 2 kept the entries table of migration 1.
 		{name: "DataSurvivesPartialRollback", args: []string{"count"}, stdout: "1\n"},
-		{name: "DownToZero", args: []string{"migrate", "down", "--to", "0"}, stdout: "migrated schema public from version 9 to 0\n"},
+		{name: "DownToZero", args: []string{"migrate", "down", "--to", "0", "--yes"}, stdout: "migrated schema public from version 9 to 0\n"},
 		{name: "DownAtZero", args: []string{"migrate", "down"}, stdout: "schema public is at version 0; nothing to do\n"},
 		{name: "StatusZero", args: []string{"--json", "migrate", "status"}, check: status(0)},
 		// A second schema is a second, independent store in the same
