@@ -34,7 +34,8 @@ check-generated:
 	$(SQLC) diff
 	$(SQLC) -f examples/extend/sqlc.yaml diff
 	$(WITH_PG) -- sh -c '$(GO) run ./internal/cmd/vetdb "$$TEST_DATABASE_URL" $(VET_DB) > .vetdb.url && \
-		VET_DATABASE_URL="$$(cat .vetdb.url)" $(SQLC) vet; status=$$?; rm -f .vetdb.url; exit $$status'
+		VET_DATABASE_URL="$$(cat .vetdb.url)" $(SQLC) vet; status=$$?; rm -f .vetdb.url; \
+		$(GO) run ./internal/cmd/vetdb -drop "$$TEST_DATABASE_URL" $(VET_DB) || status=1; exit $$status'
 
 ## lint: go vet and staticcheck.
 lint:

@@ -19,8 +19,8 @@ import (
 const copyThreshold = 1000
 
 // BatchPut implements Store. Every entry is validated before anything is
-// sent, and the batch is written atomically. A batch of fewer than
-// copyThreshold entries is one upsert statement over parallel arrays (one
+// sent, and the batch is written atomically. A batch of fewer than 1000
+// entries is one upsert statement over parallel arrays (one
 // round trip). A larger batch is first attempted with COPY, which is how
 // PostgreSQL loads rows fastest; if any key already exists, the COPY fails
 // as a whole, having written nothing, and the same upsert runs instead.

@@ -197,7 +197,7 @@ func (p *Postgres) Revision(ctx context.Context) (int64, error) {
 // revision order and delivers the unbroken run of changes after its cursor.
 // A revision that is missing from the log (taken by a transaction that has
 // not committed yet, or lost to a rollback or a crash) holds the watch back:
-// after watchGapGrace the watch inserts a gap row there, which waits for a
+// after 100 ms the watch inserts a gap row there, which waits for a
 // transaction still holding the revision and then either finds its change
 // (committed) or leaves the gap row (rolled back). So no event is skipped
 // because a later revision committed first, and none is delivered twice.

@@ -76,17 +76,53 @@ func config(tb testing.TB) pgtestdb.Config {
 }
 
 // DSN returns the connection string of a fresh, migrated database that is
-// dropped when the test ends. It connects as pgtestdb's unprivileged role,
-// which owns the database.
+// dropped when the test ends, passed or failed (see KeepFailedEnv). It
+// connects as pgtestdb's unprivileged role, which owns the database.
 func DSN(tb testing.TB) string {
 	tb.Helper()
-	return pgtestdb.Custom(tb, config(tb), Migrator{}).URL()
+	return dropWhenDone(tb, pgtestdb.Custom(tb, config(tb), Migrator{}))
 }
 
 // EmptyDSN returns a fresh database with no migrations applied.
 func EmptyDSN(tb testing.TB) string {
 	tb.Helper()
-	return pgtestdb.Custom(tb, config(tb), pgtestdb.NoopMigrator{}).URL()
+	return dropWhenDone(tb, pgtestdb.Custom(tb, config(tb), pgtestdb.NoopMigrator{}))
+}
+
+// KeepFailedEnv names the environment variable that, set to 1, keeps the
+// database of a failed test for inspection, as pgtestdb does by default;
+// otherwise a failed run would leave one database per failed test behind.
+const KeepFailedEnv = "PGSTATE_KEEP_FAILED_DB"
+
+// dropWhenDone drops the database of a failed test (pgtestdb drops those
+// of passed tests itself). Cleanups run last-registered first, so this one
+// runs after the test's stores and connections were closed, and before
+// pgtestdb's.
+func dropWhenDone(tb testing.TB, conf *pgtestdb.Config) string {
+	tb.Helper()
+	tb.Cleanup(func() {
+		if !tb.Failed() {
+			return
+		}
+		if os.Getenv(KeepFailedEnv) == "1" {
+			tb.Logf("kept the failed test's database %s (%s=1)", conf.Database, KeepFailedEnv)
+			return
+		}
+		ctx := context.Background()
+		admin, err := pgx.Connect(ctx, BaseURL())
+		if err != nil {
+			tb.Logf("drop the failed test's database %s: %v", conf.Database, err)
+			return
+		}
+		defer admin.Close(ctx)
+		// Database names cannot be parameters.
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{conf.Database}.Sanitize()+" WITH (FORCE)"); err != nil {
+			tb.Logf("drop the failed test's database %s: %v", conf.Database, err)
+			return
+		}
+		tb.Logf("dropped the failed test's database %s (set %s=1 to keep it)", conf.Database, KeepFailedEnv)
+	})
+	return conf.URL()
 }
 
 // Config returns a store configuration for a fresh database, sized for
