@@ -134,10 +134,10 @@ WITH copied AS (
     FROM state_entries AS e
     WHERE e.expires_at IS NULL OR e.expires_at > now()
 )
-INSERT INTO state_checkpoints (id, row_count, data_bytes, metadata)
-SELECT $1::uuid, t.row_count, t.data_bytes, $2::jsonb
+INSERT INTO state_checkpoints (id, row_count, data_bytes, metadata, name)
+SELECT $1::uuid, t.row_count, t.data_bytes, $2::jsonb, $3::text
 FROM totals AS t
-RETURNING id, created_at, row_count, data_bytes, metadata
+RETURNING id, created_at, row_count, data_bytes, metadata, name
 `
 
 const rawCheckpointLockShared = `-- name: CheckpointLockShared :one
@@ -346,8 +346,9 @@ func rawCreateCheckpoint(ctx context.Context, pool *pgxpool.Pool) (uuid.UUID, er
 			rowCount  int64
 			dataBytes int64
 			metadata  json.RawMessage
+			name      string
 		)
-		return tx.QueryRow(ctx, rawCheckpointCreate, id, json.RawMessage(nil)).Scan(&gotID, &createdAt, &rowCount, &dataBytes, &metadata)
+		return tx.QueryRow(ctx, rawCheckpointCreate, id, json.RawMessage(nil), "").Scan(&gotID, &createdAt, &rowCount, &dataBytes, &metadata, &name)
 	})
 	return id, err
 }

@@ -29,9 +29,9 @@ type Postgres struct {
 	watchdogs sync.Map     // *pgx.Conn → *watchdog
 	acquireBy atomic.Pointer[sharedDeadline]
 	cleaner   *cleaner
-	borrowed  bool // the pool is the application's (OpenPool): Close leaves it open
+	borrowed  bool            // the pool is the application's (OpenPool): Close leaves it open
 	settings  sessionSettings // behind a transaction pooler, see pooler.go
-	replicas  *replicaSet      // nil without Config.Replicas
+	replicas  *replicaSet     // nil without Config.Replicas
 
 	stats counters
 }
