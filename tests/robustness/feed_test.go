@@ -18,12 +18,13 @@ import (
 type feedWatcher struct {
 	mu     sync.Mutex
 	events []state.Event
+	seenAt []int64 // when each event arrived, on the recorder's clock
 	err    error
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-func watchFeed(s *state.Postgres, from int64) *feedWatcher {
+func watchFeed(s *state.Postgres, from int64, rec *recorder) *feedWatcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &feedWatcher{cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -36,6 +37,7 @@ func watchFeed(s *state.Postgres, from int64) *feedWatcher {
 				return
 			}
 			w.events = append(w.events, e)
+			w.seenAt = append(w.seenAt, rec.now())
 			w.mu.Unlock()
 		}
 	}()
@@ -58,10 +60,56 @@ func (w *feedWatcher) until(timeout time.Duration, ok func(state.Event) bool) bo
 	return false
 }
 
-func (w *feedWatcher) stop() ([]state.Event, error) {
+func (w *feedWatcher) stop() ([]state.Event, []int64, error) {
 	w.cancel()
 	<-w.done
-	return w.events, w.err
+	return w.events, w.seenAt, w.err
+}
+
+// resolveUnknown settles the writes of unknown outcome that put unique
+// values, as etcd's robustness tests do with their watch: a write whose
+// values the change feed never carried did not commit and is left out; one
+// whose values it carried committed before the feed delivered them, which
+// bounds its return. Writes that carry no value (deletes) stay unknown. An
+// unbounded return makes the check search far more orders; settling them
+// keeps it fast after a failover.
+func resolveUnknown(history []porcupine.Operation, events []state.Event, seenAt []int64) ([]porcupine.Operation, int) {
+	arrived := map[string]int64{}
+	for i, e := range events {
+		if e.Kind == state.EventPut {
+			arrived[string(e.Value)] = seenAt[i]
+		}
+	}
+	out := history[:0:0]
+	resolved := 0
+	for _, op := range history {
+		in := op.Input.(input)
+		putsValues := in.kind == opPut || in.kind == opPutTTL || in.kind == opBatchPut ||
+			in.kind == opPutIfVersion || in.kind == opPutIfAbsent
+		if op.Return != math.MaxInt64 || !putsValues {
+			out = append(out, op)
+			continue
+		}
+		var latest int64
+		found := 0
+		for _, v := range in.values {
+			if at, ok := arrived[v]; ok {
+				found++
+				latest = max(latest, at)
+			}
+		}
+		switch found {
+		case 0:
+			resolved++ // never committed
+		case len(in.values):
+			op.Return = max(latest, op.Call)
+			out = append(out, op)
+			resolved++
+		default:
+			out = append(out, op) // half a batch: checkFeed reports it
+		}
+	}
+	return out, resolved
 }
 
 // checkFeed compares the change feed with the history: every put that

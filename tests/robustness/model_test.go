@@ -16,7 +16,7 @@ import (
 // BatchPut, DeletePrefix, Transact) keys of one group only. Groups never
 // interact, so porcupine checks each group's history on its own.
 const (
-	groups       = 4
+	groups       = 8
 	keysPerGroup = 3
 )
 

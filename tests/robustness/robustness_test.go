@@ -47,12 +47,17 @@ type fault struct {
 	// finishes marks a fault that ends by itself: the clients go on past
 	// their operations until it has, so that all of it hits the run.
 	finishes bool
+	// failover runs the store on a primary with a synchronous standby,
+	// through a DSN naming both (target_session_attrs=read-write); the
+	// fault kills the primary and promotes the standby.
+	failover bool
 }
 
 var faults = []fault{
 	{name: "None", inject: func(context.Context, *testing.T, *pgcluster.Cluster, *pgx.Conn) int { return 0 }},
 	{name: "KillBackends200ms", inject: killEvery(200 * time.Millisecond)},
 	{name: "RestartTwice", inject: restartTwice, finishes: true},
+	{name: "FailoverSync", failover: true, finishes: true},
 	{name: "ShortDeadlines", deadline: func(r *rand.Rand) time.Duration {
 		return time.Duration(1+r.IntN(15)) * time.Millisecond
 	}, inject: func(context.Context, *testing.T, *pgcluster.Cluster, *pgx.Conn) int { return 0 }},
@@ -88,6 +93,11 @@ func runWithFault(t *testing.T, f fault, seed uint64) {
 		t.Fatal(err)
 	}
 	cfg := state.DefaultConfig(c.URL("postgres", "robustness") + "?sslmode=disable")
+	if f.failover {
+		standby := withSyncStandby(t, c, admin)
+		cfg.DSN = fmt.Sprintf("postgres://postgres@127.0.0.1:%d,127.0.0.1:%d/robustness?sslmode=disable&target_session_attrs=read-write", c.Port, standby.Port)
+		f.inject = failOver(standby)
+	}
 	cfg.QueryTimeout = 10 * time.Second
 	cfg.ConnectTimeout = 5 * time.Second
 	store, err := state.Open(ctx, cfg)
@@ -100,9 +110,8 @@ func runWithFault(t *testing.T, f fault, seed uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed := watchFeed(store, from+1)
-
 	rec := newRecorder()
+	feed := watchFeed(store, from+1, rec)
 	runCtx, stopFault := context.WithCancel(ctx)
 	var strikes int
 	var faultDone sync.WaitGroup
@@ -127,11 +136,28 @@ func runWithFault(t *testing.T, f fault, seed uint64) {
 	faultDone.Wait()
 
 	history := rec.history()
+	// The store still works after the fault, without reopening, and the
+	// change feed holds every write of the history exactly once.
+	if err := store.Put(ctx, []byte("after"), []byte("fault")); err != nil {
+		t.Fatalf("Put after the fault: %v", err)
+	}
+	caughtUp := feed.until(time.Minute, func(e state.Event) bool { return string(e.Key) == "after" })
+	events, seenAt, err := feed.stop()
+	if !caughtUp {
+		t.Fatalf("the watch did not deliver the last write within a minute (%d events, error %v)", len(events), err)
+	}
+	problems := checkFeed(history, events, "fault")
+	t.Logf("change feed: %d events, %d problems", len(events), len(problems))
+	for _, p := range problems[:min(len(problems), 20)] {
+		t.Error(p)
+	}
+
+	history, resolved := resolveUnknown(history, events, seenAt)
 	start := time.Now()
 	result, info := porcupine.CheckOperationsVerbose(storeModel, history, checkDeadline)
 	took := time.Since(start)
-	t.Logf("%d operations (%d outcomes unknown, %d failed reads left out), %d faults injected, checked in %v: %s",
-		len(history), rec.unknown.Load(), rec.failedReads.Load(), strikes, took.Round(time.Millisecond), result)
+	t.Logf("%d operations (%d outcomes unknown, %d of them settled by the change feed; %d failed reads and %d failed, unapplied writes left out), %d faults injected, checked in %v: %s",
+		len(history), rec.unknown.Load(), resolved, rec.failedReads.Load(), rec.failedWrites.Load(), strikes, took.Round(time.Millisecond), result)
 	if result != porcupine.Ok {
 		dumpFailure(t, history, info)
 		dir := *outDir
@@ -144,31 +170,17 @@ func runWithFault(t *testing.T, f fault, seed uint64) {
 		}
 		t.Fatalf("history is not linearizable (%s); visualization: %s; replay with -robustness.seed=%d", result, path, seed)
 	}
-	// The store still works after the fault, without reopening, and the
-	// change feed holds every write of the history exactly once.
-	if err := store.Put(ctx, []byte("after"), []byte("fault")); err != nil {
-		t.Fatalf("Put after the fault: %v", err)
-	}
-	caughtUp := feed.until(time.Minute, func(e state.Event) bool { return string(e.Key) == "after" })
-	events, err := feed.stop()
-	if !caughtUp {
-		t.Fatalf("the watch did not deliver the last write within a minute (%d events, error %v)", len(events), err)
-	}
-	problems := checkFeed(history, events, "fault")
-	t.Logf("change feed: %d events, %d problems", len(events), len(problems))
-	for _, p := range problems[:min(len(problems), 20)] {
-		t.Error(p)
-	}
 }
 
 // recorder collects the history. Times are nanoseconds since it started,
 // from the monotonic clock.
 type recorder struct {
-	start       time.Time
-	mu          sync.Mutex
-	ops         []porcupine.Operation
-	unknown     atomic.Int64
-	failedReads atomic.Int64
+	start        time.Time
+	mu           sync.Mutex
+	ops          []porcupine.Operation
+	unknown      atomic.Int64
+	failedReads  atomic.Int64
+	failedWrites atomic.Int64
 }
 
 func newRecorder() *recorder { return &recorder{start: time.Now()} }
@@ -181,8 +193,15 @@ func (r *recorder) add(client int, in input, call, ret int64, out output, err er
 			r.failedReads.Add(1)
 			return
 		}
-		// A write that failed may have taken effect at any time after it
-		// was called, or never: it returns at the end of time.
+		if !errors.Is(err, state.ErrOutcomeUnknown) {
+			// The library promises that a write failing with any other
+			// error was not applied: it is left out like a failed read,
+			// and a read that saw it would make the history illegal.
+			r.failedWrites.Add(1)
+			return
+		}
+		// A write of unknown outcome may have taken effect at any time
+		// after it was called, or never: it returns at the end of time.
 		r.unknown.Add(1)
 		out = output{unknown: true}
 		ret = math.MaxInt64
