@@ -175,21 +175,24 @@ WITH cur AS (
         $2,
         $3,
         $4,
-        now()
-            + ($5::bigint / 1000000) * interval '1 second'
-            + ($5::bigint % 1000000) * interval '1 microsecond'
-    WHERE NOT $6::boolean
-        OR coalesce((SELECT c.version FROM cur AS c WHERE c.live), 0) = $7::bigint
+        coalesce(
+            $5::timestamptz,
+            now()
+                + ($6::bigint / 1000000) * interval '1 second'
+                + ($6::bigint % 1000000) * interval '1 microsecond'
+        )
+    WHERE NOT $7::boolean
+        OR coalesce((SELECT c.version FROM cur AS c WHERE c.live), 0) = $8::bigint
     ON CONFLICT (key) DO UPDATE
     SET value = excluded.value,
         metadata = CASE
-            WHEN $8::boolean
+            WHEN $9::boolean
                 AND (state_entries.expires_at IS NULL OR state_entries.expires_at > now())
                 THEN state_entries.metadata
             ELSE excluded.metadata
         END,
         expires_at = CASE
-            WHEN $9::boolean
+            WHEN $10::boolean
                 AND (state_entries.expires_at IS NULL OR state_entries.expires_at > now())
                 THEN state_entries.expires_at
             ELSE excluded.expires_at
@@ -200,12 +203,12 @@ WITH cur AS (
             ELSE state_entries.created_at
         END,
         version = state_entries.version + 1
-    WHERE NOT $6::boolean
+    WHERE NOT $7::boolean
         OR (CASE
             WHEN state_entries.expires_at IS NULL OR state_entries.expires_at > now()
                 THEN state_entries.version
             ELSE 0
-        END) = $7::bigint
+        END) = $8::bigint
     RETURNING version
 )
 SELECT
@@ -227,6 +230,7 @@ type EntryWriteParams struct {
 	Key          []byte
 	Value        []byte
 	Metadata     json.RawMessage
+	ExpiresAt    *time.Time
 	TtlMicros    *int64
 	Conditional  bool
 	Expected     int64
@@ -252,7 +256,8 @@ type EntryWriteRow struct {
 // no live entry has version 0: "put if absent" is "put if version 0". An
 // expired row that cleanup has not removed yet counts as absent.
 // EntryWrite writes value under key when conditional is false or the live
-// version is expected. version is the new version, 0 when the condition
+// version is expected. The expiry is expires_at when given, else ttl_micros
+// from now, else none. version is the new version, 0 when the condition
 // failed; current_version is the live version before the write. The prev_*
 // columns describe the row it found (meaningful only when existed); its
 // value and metadata are sent only when want_prev.
@@ -264,6 +269,7 @@ func (q *Queries) EntryWrite(ctx context.Context, db DBTX, arg EntryWriteParams)
 		arg.Key,
 		arg.Value,
 		arg.Metadata,
+		arg.ExpiresAt,
 		arg.TtlMicros,
 		arg.Conditional,
 		arg.Expected,

@@ -6,7 +6,8 @@
 -- expired row that cleanup has not removed yet counts as absent.
 
 -- EntryWrite writes value under key when conditional is false or the live
--- version is expected. version is the new version, 0 when the condition
+-- version is expected. The expiry is expires_at when given, else ttl_micros
+-- from now, else none. version is the new version, 0 when the condition
 -- failed; current_version is the live version before the write. The prev_*
 -- columns describe the row it found (meaningful only when existed); its
 -- value and metadata are sent only when want_prev.
@@ -25,9 +26,12 @@ WITH cur AS (
         @key,
         @value,
         sqlc.narg(metadata),
-        now()
-            + (sqlc.narg(ttl_micros)::bigint / 1000000) * interval '1 second'
-            + (sqlc.narg(ttl_micros)::bigint % 1000000) * interval '1 microsecond'
+        coalesce(
+            sqlc.narg(expires_at)::timestamptz,
+            now()
+                + (sqlc.narg(ttl_micros)::bigint / 1000000) * interval '1 second'
+                + (sqlc.narg(ttl_micros)::bigint % 1000000) * interval '1 microsecond'
+        )
     WHERE NOT @conditional::boolean
         OR coalesce((SELECT c.version FROM cur AS c WHERE c.live), 0) = @expected::bigint
     ON CONFLICT (key) DO UPDATE

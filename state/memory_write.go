@@ -27,6 +27,11 @@ func (m *Memory) PutEntry(ctx context.Context, key, value []byte, opts ...WriteO
 		return WriteResult{}, memFail("put entry", mismatch(key, o.expected, old.version))
 	}
 	m.store(e, now)
+	if !o.expiresAt.IsZero() {
+		next := m.entries[string(key)]
+		next.expiresAt = o.expiresAt.Truncate(time.Microsecond) // as pgx sends it
+		m.entries[string(key)] = next
+	}
 	if existed && (o.keepTTL || o.keepMetadata) {
 		next := m.entries[string(key)]
 		if o.keepTTL {

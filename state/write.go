@@ -21,6 +21,7 @@ type WriteOption func(*writeOptions)
 
 type writeOptions struct {
 	ttl          time.Duration
+	expiresAt    time.Time
 	metadata     json.RawMessage
 	hasMetadata  bool
 	conditional  bool
@@ -45,6 +46,18 @@ func WithTTL(ttl time.Duration) WriteOption {
 			o.invalid(fmt.Errorf("%w: %v, want 0 (none) or a positive duration", ErrInvalidTTL, ttl))
 		}
 		o.ttl = ttl
+	}
+}
+
+// WithExpiresAt makes the entry expire at t exactly, as the database's
+// clock tells time: what an export recorded as ExpiresAt, for instance. A
+// time already past stores an entry nobody can see (cleanup removes it).
+func WithExpiresAt(t time.Time) WriteOption {
+	return func(o *writeOptions) {
+		if t.IsZero() {
+			o.invalid(fmt.Errorf("%w: WithExpiresAt of the zero time; leave the option out for no expiry", ErrInvalidOption))
+		}
+		o.expiresAt = t
 	}
 }
 
@@ -96,11 +109,13 @@ func collectWriteOptions(opts []WriteOption, isDelete bool) (writeOptions, error
 	}
 	switch {
 	case o.err != nil:
-	case o.ttl != 0 && o.keepTTL:
-		o.err = fmt.Errorf("%w: WithTTL and KeepTTL together", ErrInvalidOption)
+	case (o.ttl != 0 || !o.expiresAt.IsZero()) && o.keepTTL:
+		o.err = fmt.Errorf("%w: an expiry (WithTTL, WithExpiresAt) and KeepTTL together", ErrInvalidOption)
+	case o.ttl != 0 && !o.expiresAt.IsZero():
+		o.err = fmt.Errorf("%w: WithTTL and WithExpiresAt together", ErrInvalidOption)
 	case o.hasMetadata && o.keepMetadata:
 		o.err = fmt.Errorf("%w: WithMetadata and KeepMetadata together", ErrInvalidOption)
-	case isDelete && (o.ttl != 0 || o.hasMetadata || o.keepTTL || o.keepMetadata):
+	case isDelete && (o.ttl != 0 || !o.expiresAt.IsZero() || o.hasMetadata || o.keepTTL || o.keepMetadata):
 		o.err = fmt.Errorf("%w: a delete takes only IfVersion and WithPrevEntry", ErrInvalidOption)
 	case isDelete && o.conditional && o.expected == 0:
 		o.err = fmt.Errorf("%w: a delete cannot require the key to be absent", ErrInvalidOption)
@@ -170,6 +185,9 @@ func (o writeOptions) params(key, value []byte) (gen.EntryWriteParams, error) {
 			return arg, err
 		}
 		arg.TtlMicros = &micros
+	}
+	if !o.expiresAt.IsZero() {
+		arg.ExpiresAt = &o.expiresAt
 	}
 	return arg, nil
 }

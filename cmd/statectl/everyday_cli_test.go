@@ -173,7 +173,7 @@ func TestExportImport(t *testing.T) {
 		if !jsonSame(t, got.Metadata, orig.Metadata) {
 			t.Errorf("imported %q metadata %s, want %s", want.Key, got.Metadata, orig.Metadata)
 		}
-		if orig.ExpiresAt.IsZero() != got.ExpiresAt.IsZero() || got.ExpiresAt.Sub(orig.ExpiresAt).Abs() > 5*time.Second {
+		if !got.ExpiresAt.Equal(orig.ExpiresAt) {
 			t.Errorf("imported %q expires %v, want %v", want.Key, got.ExpiresAt, orig.ExpiresAt)
 		}
 	}
@@ -188,7 +188,7 @@ func TestExportImport(t *testing.T) {
 		var a, b exportLine
 		json.Unmarshal([]byte(lines[i]), &a)
 		json.Unmarshal([]byte(again[i]), &b)
-		if a.Key != b.Key || a.Value != b.Value || !jsonSame(t, a.Metadata, b.Metadata) || (a.ExpiresAt == nil) != (b.ExpiresAt == nil) {
+		if a.Key != b.Key || a.Value != b.Value || !jsonSame(t, a.Metadata, b.Metadata) || (a.ExpiresAt == nil) != (b.ExpiresAt == nil) || a.ExpiresAt != nil && !a.ExpiresAt.Equal(*b.ExpiresAt) {
 			t.Errorf("line %d: %s, re-exported %s", i, lines[i], again[i])
 		}
 	}

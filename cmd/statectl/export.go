@@ -25,7 +25,7 @@ type exportLine struct {
 	ExpiresAt *time.Time      `json:"expires_at,omitempty"`
 }
 
-// importBatch is how many entries one BatchPut of import writes.
+// importBatch is how many entries one transaction of import writes.
 const importBatch = 1000
 
 func cmdExport(ctx context.Context, a *app, args []string) error {
@@ -129,7 +129,25 @@ func cmdImport(ctx context.Context, a *app, args []string) error {
 			if len(batch) == 0 {
 				return nil
 			}
-			if err := s.BatchPut(ctx, batch); err != nil {
+			// One transaction a batch, each entry with its exact expiry
+			// (a TTL computed here would move it by the time between export
+			// and import, and by any skew between the two clocks).
+			err := s.Transact(ctx, func(ctx context.Context, tx state.Ops) error {
+				for _, e := range batch {
+					var opts []state.WriteOption
+					if e.Metadata != nil {
+						opts = append(opts, state.WithMetadata(e.Metadata))
+					}
+					if !e.ExpiresAt.IsZero() {
+						opts = append(opts, state.WithExpiresAt(e.ExpiresAt))
+					}
+					if _, err := tx.PutEntry(ctx, e.Key, e.Value, opts...); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
 				return fmt.Errorf("import: %w (%s imported before this batch)", err, plural(imported, "entry was", "entries were"))
 			}
 			imported += int64(len(batch))
@@ -159,10 +177,11 @@ func cmdImport(ctx context.Context, a *app, args []string) error {
 				continue
 			}
 			if l.ExpiresAt != nil {
-				if e.TTL = time.Until(*l.ExpiresAt); e.TTL <= 0 {
+				if !l.ExpiresAt.After(time.Now()) {
 					expired++
 					continue
 				}
+				e.ExpiresAt = *l.ExpiresAt
 			}
 			if batch = append(batch, e); len(batch) == importBatch {
 				if err := flush(); err != nil {

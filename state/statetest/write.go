@@ -17,6 +17,7 @@ var writeTests = []storeTest{
 	{"PutEntryConditions", testPutEntryConditions},
 	{"PutEntryOptions", testPutEntryOptions},
 	{"PutEntryInvalidOptions", testPutEntryInvalidOptions},
+	{"PutEntryExpiresAt", testPutEntryExpiresAt},
 	{"DeleteEntryConditions", testDeleteEntryConditions},
 	{"ConditionsSeeExpiredAsAbsent", testConditionsSeeExpiredAsAbsent},
 	{"DeletePrefixCountPrefix", testDeletePrefixCountPrefix},
@@ -114,6 +115,39 @@ func testPutEntryOptions(t *testing.T, s state.Store) {
 	}
 	if e := mustEntry(t, s, "fresh"); !e.ExpiresAt.IsZero() {
 		t.Fatalf("KeepTTL gave a new key expiry %v", e.ExpiresAt)
+	}
+}
+
+func testPutEntryExpiresAt(t *testing.T, s state.Store) {
+	at := time.Now().Add(time.Hour).Truncate(time.Millisecond).Add(123 * time.Microsecond)
+	if _, err := s.PutEntry(ctx(), []byte("at"), []byte("v"), state.WithExpiresAt(at)); err != nil {
+		t.Fatal(err)
+	}
+	if e := mustEntry(t, s, "at"); !e.ExpiresAt.Equal(at) {
+		t.Fatalf("ExpiresAt = %v, want exactly %v", e.ExpiresAt, at)
+	}
+	// A time already past stores an entry nobody sees.
+	if _, err := s.PutEntry(ctx(), []byte("past"), []byte("v"), state.WithExpiresAt(time.Now().Add(-time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Contains(ctx(), []byte("past")); err != nil || ok {
+		t.Fatalf("an entry that expired an hour ago is visible: %v, %v", ok, err)
+	}
+	for name, opts := range map[string][]state.WriteOption{
+		"ZeroTime":  {state.WithExpiresAt(time.Time{})},
+		"WithTTL":   {state.WithExpiresAt(at), state.WithTTL(time.Minute)},
+		"KeepTTL":   {state.WithExpiresAt(at), state.KeepTTL()},
+		"OnADelete": nil,
+	} {
+		var err error
+		if name == "OnADelete" {
+			_, err = s.DeleteEntry(ctx(), []byte("at"), state.WithExpiresAt(at))
+		} else {
+			_, err = s.PutEntry(ctx(), []byte("at"), []byte("x"), opts...)
+		}
+		if !errors.Is(err, state.ErrInvalidOption) {
+			t.Fatalf("%s: err = %v, want ErrInvalidOption", name, err)
+		}
 	}
 }
 
