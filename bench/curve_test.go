@@ -77,6 +77,7 @@ func TestConcurrencyCurve(t *testing.T) {
 		for _, n := range curveClients {
 			cfg := state.DefaultConfig(f.dsn)
 			cfg.MaxConns = int32(n)
+			cfg.MinConns = min(cfg.MinConns, cfg.MaxConns)
 			lib, err := state.Open(ctx, cfg)
 			if err != nil {
 				t.Fatal(err)
