@@ -76,6 +76,7 @@ BENCH_GROUPS := \
 	"^BenchmarkBatchPut$$/^1000(#|$$)/^put-each$$=1x" \
 	"^BenchmarkBatchPut$$/^10000(#|$$)=5x" \
 	"^BenchmarkBatchPut$$/^100000(#|$$)=1x" \
+	"^BenchmarkBatchUpsert$$=5x" \
 	"^Benchmark(CreateCheckpoint|RestoreCheckpoint|DeleteCheckpoint)$$/^100(#|$$)=20x" \
 	"^Benchmark(CreateCheckpoint|RestoreCheckpoint|DeleteCheckpoint|CheckpointRetention)$$/^150000(#|$$)=1x" \
 	"^BenchmarkCleanupExpired$$=2x" \

@@ -49,6 +49,10 @@ func (p *Postgres) BatchPut(ctx context.Context, entries []Entry) error {
 		_, err = query(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) (int64, error) {
 			return p.q.EntriesUpsertMany(ctx, db, b.upsertParams())
 		})
+	case p.skipCopy():
+		_, err = query(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) (int64, error) {
+			return p.q.EntriesUpsertMany(ctx, db, b.upsertParams())
+		})
 	case b.ttls == nil && boundTx(ctx) == nil:
 		err = p.copyThenUpsert(ctx, b)
 	default:
@@ -74,6 +78,7 @@ func (p *Postgres) copyThenUpsert(ctx context.Context, b batch) error {
 	if !isUniqueViolation(err) {
 		return err
 	}
+	p.copySkips.Store(copySkipBatches)
 	_, err = query(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) (int64, error) {
 		return p.q.EntriesUpsertMany(ctx, db, b.upsertParams())
 	})
@@ -109,12 +114,34 @@ func (p *Postgres) copyOrUpsert(ctx context.Context, tx pgx.Tx, b batch) error {
 	if !isUniqueViolation(err) {
 		return err
 	}
+	p.copySkips.Store(copySkipBatches)
 	if err := savepoint.Rollback(ctx); err != nil {
 		return err
 	}
 	p.stats.queries.Add(1)
 	_, err = p.q.EntriesUpsertMany(ctx, tx, b.upsertParams())
 	return err
+}
+
+// copySkipBatches is how many large batches go straight to the upsert after
+// a COPY met an existing key. A store that overwrites its keys batch after
+// batch then pays for a wasted COPY once in copySkipBatches+1 batches
+// instead of every time (at 1,000 entries the wasted COPY cost 30%); one
+// that loads new keys keeps COPY.
+const copySkipBatches = 16
+
+// skipCopy reports whether this large batch should skip COPY, counting
+// down the skips a conflict set.
+func (p *Postgres) skipCopy() bool {
+	for {
+		n := p.copySkips.Load()
+		if n <= 0 {
+			return false
+		}
+		if p.copySkips.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
 }
 
 // pgerrUniqueViolation is SQLSTATE unique_violation.

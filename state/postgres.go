@@ -33,6 +33,10 @@ type Postgres struct {
 	settings  sessionSettings // behind a transaction pooler, see pooler.go
 	replicas  *replicaSet     // nil without Config.Replicas
 
+	// copySkips counts down the large batches that go straight to the
+	// upsert because a recent COPY met existing keys (batch.go).
+	copySkips atomic.Int32
+
 	stats counters
 }
 
