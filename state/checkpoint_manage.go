@@ -376,26 +376,7 @@ func (m *Memory) ListCheckpointEntries(ctx context.Context, id uuid.UUID, prefix
 	if !ok {
 		return Page{}, memFail(op, ErrCheckpointNotFound)
 	}
-	entries := []Entry{}
-	lower, upper, empty := o.bounds(prefix)
-	if empty {
-		return Page{Entries: entries}, nil
-	}
-	for k, e := range cp.entries {
-		kb := []byte(k)
-		if bytes.Compare(kb, lower) >= 0 && bytes.Compare(kb, upper) < 0 {
-			entry := e.toEntry(k)
-			if o.keysOnly {
-				entry.Value = []byte{}
-			}
-			entries = append(entries, entry)
-		}
-	}
-	sortEntries(entries, o.reverse)
-	if o.limit > 0 && len(entries) > o.limit+1 {
-		entries = entries[:o.limit+1]
-	}
-	return o.page(entries), nil
+	return memPage(cp.entries, prefix, o, func(memEntry) bool { return true }), nil
 }
 
 // GetCheckpointEntry implements Store with the semantics of

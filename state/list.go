@@ -321,15 +321,22 @@ func (m *Memory) listWhere(ctx context.Context, op string, prefix []byte, o list
 	if err := m.ready(ctx); err != nil {
 		return Page{}, memFail(op, err)
 	}
+	now := m.Now()
+	return memPage(m.entries, prefix, o, func(e memEntry) bool { return e.live(now) && match(e) }), nil
+}
+
+// memPage is one page of the entries of src under prefix that keep
+// accepts, in the order, bounds and size o asks for: the listing both the
+// memory store and its checkpoints share.
+func memPage(src map[string]memEntry, prefix []byte, o listOptions, keep func(memEntry) bool) Page {
 	lower, upper, empty := o.bounds(prefix)
 	entries := []Entry{}
 	if empty {
-		return Page{Entries: entries}, nil
+		return Page{Entries: entries}
 	}
-	now := m.Now()
-	for k, e := range m.entries {
+	for k, e := range src {
 		kb := []byte(k)
-		if e.live(now) && bytes.Compare(kb, lower) >= 0 && bytes.Compare(kb, upper) < 0 && match(e) {
+		if bytes.Compare(kb, lower) >= 0 && bytes.Compare(kb, upper) < 0 && keep(e) {
 			entry := e.toEntry(k)
 			if o.keysOnly {
 				entry.Value = []byte{}
@@ -341,7 +348,7 @@ func (m *Memory) listWhere(ctx context.Context, op string, prefix []byte, o list
 	if o.limit > 0 && len(entries) > o.limit+1 {
 		entries = entries[:o.limit+1]
 	}
-	return o.page(entries), nil
+	return o.page(entries)
 }
 
 func sortEntries(entries []Entry, reverse bool) {
