@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/pgstate/pgstate/state"
 )
 
@@ -72,7 +74,15 @@ func TestConcurrencyCurve(t *testing.T) {
 		"Get": func(s *state.Postgres, k []byte) error { _, _, err := s.Get(ctx, k); return err },
 		"Put": func(s *state.Postgres, k []byte) error { return s.Put(ctx, k, value) },
 	}
-	t.Logf("%-4s %8s %12s %12s %7s", "op", "clients", "lib ops/s", "pgbench tps", "ratio")
+	// raw: the same statements through a pgx pool of the same
+	// configuration, which separates what the Go driver costs from what
+	// the library adds.
+	var raw *pgxpool.Pool
+	rawOps := map[string]func(*state.Postgres, []byte) error{
+		"Get": func(_ *state.Postgres, k []byte) error { _, _, err := rawGet(ctx, raw, k); return err },
+		"Put": func(_ *state.Postgres, k []byte) error { return rawPut(ctx, raw, k, value, nil, nil) },
+	}
+	t.Logf("%-4s %8s %12s %12s %12s %9s %9s", "op", "clients", "lib ops/s", "raw ops/s", "pgbench tps", "lib/pgb", "raw/pgb")
 	for _, op := range []string{"Get", "Put"} {
 		for _, n := range curveClients {
 			cfg := state.DefaultConfig(f.dsn)
@@ -83,9 +93,14 @@ func TestConcurrencyCurve(t *testing.T) {
 				t.Fatal(err)
 			}
 			libRate := libThroughput(t, lib, n, ks, ops[op])
+			if raw, err = pgxpool.NewWithConfig(ctx, lib.Pool().Config()); err != nil {
+				t.Fatal(err)
+			}
 			lib.Close()
+			rawRate := libThroughput(t, nil, n, ks, rawOps[op])
+			raw.Close()
 			tps := pgbenchTPS(t, pgbench, f.dsn, scripts[op], n)
-			t.Logf("%-4s %8d %12.0f %12.0f %7.2f", op, n, libRate, tps, libRate/tps)
+			t.Logf("%-4s %8d %12.0f %12.0f %12.0f %9.2f %9.2f", op, n, libRate, rawRate, tps, libRate/tps, rawRate/tps)
 		}
 	}
 }

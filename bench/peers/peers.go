@@ -86,15 +86,26 @@ type store struct {
 	close   func()
 }
 
-func openPgstate(ctx context.Context, dsn string, sz sizes) (*store, error) {
+// openPgstate opens pgstate in schema; with feed false its change feed is
+// switched off (SetChangeFeed), which neither peer has.
+func openPgstate(ctx context.Context, dsn string, sz sizes, schema string, feed bool) (*store, error) {
 	cfg := state.DefaultConfig(dsn)
 	cfg.MaxConns = int32(sz.MaxConns)
+	cfg.Schema = schema
 	s, err := state.Open(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
+	name := "pgstate"
+	if !feed {
+		if err := s.SetChangeFeed(ctx, false); err != nil {
+			s.Close()
+			return nil, err
+		}
+		name = "pgstate (feed off)"
+	}
 	return &store{
-		name: "pgstate",
+		name: name,
 		get: func(ctx context.Context, key string) ([]byte, error) {
 			v, _, err := s.Get(ctx, []byte(key))
 			return v, err
@@ -269,11 +280,16 @@ func run(ctx context.Context, base string, rounds int, sz sizes, log io.Writer) 
 	}
 	defer dropDatabase(context.Background(), base, dbName)
 
-	pg, err := openPgstate(ctx, dsn, sz)
+	pg, err := openPgstate(ctx, dsn, sz, "public", true)
 	if err != nil {
 		return nil, fmt.Errorf("pgstate: %w", err)
 	}
 	defer pg.close()
+	pgOff, err := openPgstate(ctx, dsn, sz, "nofeed", false)
+	if err != nil {
+		return nil, fmt.Errorf("pgstate (feed off): %w", err)
+	}
+	defer pgOff.close()
 	dapr, daprMulti, err := openDapr(ctx, dsn, sz)
 	if err != nil {
 		return nil, fmt.Errorf("dapr: %w", err)
@@ -284,7 +300,7 @@ func run(ctx context.Context, base string, rounds int, sz sizes, log io.Writer) 
 		return nil, fmt.Errorf("gokv: %w", err)
 	}
 	defer gk.close()
-	stores := []*store{pg, dapr, gk}
+	stores := []*store{pg, pgOff, dapr, gk}
 
 	value := []byte(strings.Repeat("v", sz.ValueLength))
 	for _, s := range stores {
@@ -486,9 +502,9 @@ func quantile(xs []float64, q float64) float64 {
 // with the range of the rounds, and the peers' figures relative to
 // pgstate's (>1: pgstate is faster).
 func (r *results) print(w io.Writer, rounds int) {
-	names := []string{"pgstate", "dapr", "dapr-multi", "gokv"}
+	names := []string{"pgstate", "pgstate (feed off)", "dapr", "dapr-multi", "gokv"}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "workload (median of %d rounds, min–max)\tunit\tpgstate\tdapr\tgokv\tdapr÷pgstate\tgokv÷pgstate\t\n", rounds)
+	fmt.Fprintf(tw, "workload (median of %d rounds, min–max)\tunit\tpgstate\tpgstate, feed off\tdapr\tgokv\tdapr÷pgstate\tgokv÷pgstate\tdapr÷feed off\tgokv÷feed off\t\n", rounds)
 	for _, wl := range r.order {
 		unit := r.unit[wl]
 		cells := map[string]string{}
@@ -504,8 +520,8 @@ func (r *results) print(w io.Writer, rounds int) {
 		if c, ok := cells["dapr-multi"]; ok {
 			cells["dapr"], med["dapr"] = c, med["dapr-multi"]
 		}
-		rel := func(n string) string {
-			p, okP := med["pgstate"]
+		rel := func(base, n string) string {
+			p, okP := med[base]
 			o, okO := med[n]
 			if !okP || !okO || p == 0 || o == 0 {
 				return "-"
@@ -515,7 +531,9 @@ func (r *results) print(w io.Writer, rounds int) {
 			}
 			return fmt.Sprintf("%.2f", o/p)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", wl, unit, dash(cells["pgstate"]), dash(cells["dapr"]), dash(cells["gokv"]), rel("dapr"), rel("gokv"))
+		off := "pgstate (feed off)"
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", wl, unit, dash(cells["pgstate"]), dash(cells[off]), dash(cells["dapr"]), dash(cells["gokv"]),
+			rel("pgstate", "dapr"), rel("pgstate", "gokv"), rel(off, "dapr"), rel(off, "gokv"))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "ratios are the peer's time over pgstate's (for ops/s, pgstate's rate over the peer's): above 1, pgstate is faster")
