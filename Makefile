@@ -71,14 +71,14 @@ BENCH_GROUPS := \
 	"^Benchmark(GetMany|ListKeys|FindByMetadata)$$=400x" \
 	"^Benchmark(PutIfVersion|Transact)$$=400x" \
 	"^BenchmarkCount$$=30x" \
-	"^BenchmarkBatchPut$$/^100(#|$$)=50x" \
-	"^BenchmarkBatchPut$$/^1000(#|$$)/^(lib|raw|copy)$$=20x=F" \
-	"^BenchmarkBatchPut$$/^1000(#|$$)/^put-each$$=1x" \
-	"^BenchmarkBatchPut$$/^10000(#|$$)=5x" \
-	"^BenchmarkBatchPut$$/^100000(#|$$)=1x" \
+	"^BenchmarkBatchPut$$/^100(\#|$$)=50x" \
+	"^BenchmarkBatchPut$$/^1000(\#|$$)/^(lib|raw|copy)$$=20x=F" \
+	"^BenchmarkBatchPut$$/^1000(\#|$$)/^put-each$$=1x" \
+	"^BenchmarkBatchPut$$/^10000(\#|$$)=5x" \
+	"^BenchmarkBatchPut$$/^100000(\#|$$)=1x" \
 	"^BenchmarkBatchUpsert$$=5x" \
-	"^Benchmark(CreateCheckpoint|RestoreCheckpoint|DeleteCheckpoint)$$/^100(#|$$)=20x" \
-	"^Benchmark(CreateCheckpoint|RestoreCheckpoint|DeleteCheckpoint|CheckpointRetention)$$/^150000(#|$$)=1x" \
+	"^Benchmark(CreateCheckpoint|RestoreCheckpoint|DeleteCheckpoint)$$/^100(\#|$$)=20x" \
+	"^Benchmark(CreateCheckpoint|RestoreCheckpoint|DeleteCheckpoint|CheckpointRetention)$$/^150000(\#|$$)=1x" \
 	"^BenchmarkCleanupExpired$$=2x" \
 	"^BenchmarkScan$$=1x" \
 	"^BenchmarkPutFeed$$=2000x" \
