@@ -127,15 +127,7 @@ func cmdCheckpoint(ctx context.Context, a *app, args []string) error {
 			})
 		})
 	case "entries":
-		c, err := a.codec()
-		if err != nil {
-			return err
-		}
-		vc, err := a.valueCodec()
-		if err != nil {
-			return err
-		}
-		prefix, opts, err := lf.options(fs, c)
+		c, vc, prefix, opts, err := a.listArgs(fs, lf)
 		if err != nil {
 			return err
 		}

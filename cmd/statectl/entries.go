@@ -260,6 +260,20 @@ func addListFlags(fs *flag.FlagSet) listFlags {
 	}
 }
 
+// listArgs returns the key and value codecs the flags chose and the list
+// flags decoded with them: what list, find and checkpoint entries read
+// before connecting.
+func (a *app) listArgs(fs *flag.FlagSet, lf listFlags) (c, vc codec, prefix []byte, opts []state.ListOption, err error) {
+	if c, err = a.codec(); err != nil {
+		return c, vc, nil, nil, err
+	}
+	if vc, err = a.valueCodec(); err != nil {
+		return c, vc, nil, nil, err
+	}
+	prefix, opts, err = lf.options(fs, c)
+	return c, vc, prefix, opts, err
+}
+
 // options decodes the flags into the library's list options.
 func (f listFlags) options(fs *flag.FlagSet, c codec) (prefix []byte, opts []state.ListOption, err error) {
 	if prefix, err = c.decode("--prefix", *f.prefix); err != nil {
@@ -308,15 +322,7 @@ func cmdList(ctx context.Context, a *app, args []string) error {
 	if err := wantArgs("list", args); err != nil {
 		return err
 	}
-	c, err := a.codec()
-	if err != nil {
-		return err
-	}
-	vc, err := a.valueCodec()
-	if err != nil {
-		return err
-	}
-	prefix, opts, err := lf.options(fs, c)
+	c, vc, prefix, opts, err := a.listArgs(fs, lf)
 	if err != nil {
 		return err
 	}
@@ -343,15 +349,7 @@ func cmdFind(ctx context.Context, a *app, args []string) error {
 	if *metadata == "" || !json.Valid([]byte(*metadata)) {
 		return usagef("find: --metadata %q: want a JSON document such as '{\"team\":\"ops\"}'", *metadata)
 	}
-	c, err := a.codec()
-	if err != nil {
-		return err
-	}
-	vc, err := a.valueCodec()
-	if err != nil {
-		return err
-	}
-	prefix, opts, err := lf.options(fs, c)
+	c, vc, prefix, opts, err := a.listArgs(fs, lf)
 	if err != nil {
 		return err
 	}
