@@ -166,37 +166,9 @@ func (p *Postgres) inTx(ctx context.Context, mode retryMode, fn func(pgx.Tx) err
 	var err error
 	for attempt := 0; ; attempt++ {
 		p.stats.transactions.Add(1)
-		err = p.txOnce(ctx, fn)
+		err = p.runTx(ctx, txOptions, fn)
 		if !p.shouldRetry(ctx, mode, err, attempt) {
 			return err
 		}
 	}
-}
-
-// txOnce runs one attempt of inTx. A failure before COMMIT was sent leaves
-// nothing behind, whatever mode says; a failed COMMIT whose outcome is
-// unknown is marked ErrOutcomeUnknown, which is never retried.
-func (p *Postgres) txOnce(ctx context.Context, fn func(pgx.Tx) error) error {
-	tx, err := p.beginTx(ctx, txOptions)
-	if err != nil {
-		return err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
-		}
-	}()
-	if err := fn(tx); err != nil {
-		if lostConnection(err) {
-			// COMMIT was never sent: the server rolled it all back.
-			return &abortedTx{err}
-		}
-		return err
-	}
-	committed = true
-	if err := tx.Commit(ctx); err != nil {
-		return commitError(err)
-	}
-	return nil
 }

@@ -64,15 +64,30 @@ func (p *Postgres) shouldRetryBefore(ctx context.Context, deadline time.Time, mo
 	if !deadline.IsZero() && delay >= time.Until(deadline) {
 		return false
 	}
-	t := time.NewTimer(delay)
+	if !sleepCtx(ctx, delay) {
+		return false
+	}
+	p.stats.retries.Add(1)
+	return true
+}
+
+// sleepCtx sleeps d and reports whether ctx is still live afterwards.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
 	case <-t.C:
+		return true
 	}
-	p.stats.retries.Add(1)
-	return true
+}
+
+// rolledBack reports a serialization failure or deadlock: the server rolled
+// the whole transaction back, so running it again is safe.
+func rolledBack(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
 }
 
 // poolResetInterval limits how often a lost connection empties the pool.
@@ -127,12 +142,11 @@ func transient(err error, mode retryMode) bool {
 	if errors.As(err, &aborted) {
 		return true
 	}
+	if rolledBack(err) {
+		return true
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "40001", "40P01": // serialization failure, deadlock: rolled back
-			return true
-		}
 		// The server ended the session and said so: the statement it was
 		// running, if any, was aborted with it.
 		return isConnectionClass(pgErr.Code)

@@ -119,31 +119,53 @@ func (p *Postgres) Transact(ctx context.Context, fn TxFunc) error {
 	}
 }
 
-// transactOnce runs one attempt. fromFn reports that the error is fn's own.
+// transactOnce runs one attempt. fromFn reports that the error is fn's
+// own, returned as fn returned it.
 func (p *Postgres) transactOnce(ctx context.Context, fn TxFunc) (fromFn bool, err error) {
 	p.stats.transactions.Add(1)
-	tx, err := p.beginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
-	if err != nil {
-		return false, err
+	var fnErr error
+	err = p.runTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable}, func(tx pgx.Tx) error {
+		fnErr = fn(ctx, &PostgresTx{p: p, tx: tx})
+		if fnErr == nil {
+			p.stats.queries.Add(1) // the COMMIT
+		}
+		return fnErr
+	})
+	if fnErr != nil {
+		return true, fnErr
 	}
-	finished := false
+	return false, err
+}
+
+// runTx runs fn in one transaction begun with opts, the one way both
+// Transact and the store's own transactions (inTx) do. It rolls back when
+// fn fails or panics (the panic goes on), with ctx, so that a broken or
+// silent connection is closed rather than waited on. fn failing on a lost
+// connection is an *abortedTx: COMMIT was never sent, the server rolled it
+// all back. A failed COMMIT whose outcome is unknown is marked so by
+// commitError.
+func (p *Postgres) runTx(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
+	tx, err := p.beginTx(ctx, opts)
+	if err != nil {
+		return err
+	}
+	committing := false
 	defer func() {
-		if !finished {
-			// fn panicked: roll back, and let the panic go on.
-			_ = tx.Rollback(context.WithoutCancel(ctx))
+		if !committing {
+			_ = tx.Rollback(ctx)
 		}
 	}()
-	err = fn(ctx, &PostgresTx{p: p, tx: tx})
-	finished = true
-	if err != nil {
-		_ = tx.Rollback(ctx)
-		return true, err
+	if err := fn(tx); err != nil {
+		if lostConnection(err) {
+			return &abortedTx{err}
+		}
+		return err
 	}
-	p.stats.queries.Add(1)
+	committing = true
 	if err := tx.Commit(ctx); err != nil {
-		return false, commitError(err)
+		return commitError(err)
 	}
-	return false, nil
+	return nil
 }
 
 // commitError marks a failed COMMIT whose outcome is unknown. Only a reply
@@ -160,13 +182,6 @@ func commitError(err error) error {
 	return fmt.Errorf("%w: commit: %w", ErrOutcomeUnknown, err)
 }
 
-// rolledBack reports a serialization failure or deadlock: the server rolled
-// the whole transaction back, so running it again is safe.
-func rolledBack(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
-}
-
 // txBackoff is the pause before running a transaction again: short, since
 // a serialization failure means the competitor has just committed, and
 // jittered so that competitors do not meet again.
@@ -176,18 +191,6 @@ func txBackoff(base time.Duration, attempt int) time.Duration {
 		return 0
 	}
 	return time.Duration(rand.Int64N(int64(base<<min(attempt, 6))) + 1)
-}
-
-// sleepCtx sleeps d and reports whether ctx is still live afterwards.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // PostgresTx is the handle Postgres.Transact passes to its function. Its
