@@ -345,9 +345,6 @@ func memPage(src map[string]memEntry, prefix []byte, o listOptions, keep func(me
 		}
 	}
 	sortEntries(entries, o.reverse)
-	if o.limit > 0 && len(entries) > o.limit+1 {
-		entries = entries[:o.limit+1]
-	}
 	return o.page(entries)
 }
 
