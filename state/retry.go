@@ -83,6 +83,21 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// outcomeUnknown reports whether a failed statement that is not safe to
+// repeat may nevertheless have committed: no reply from the server says it
+// failed (a single statement the server answers with an error is rolled
+// back). It does not trust pgconn.SafeToRetry: after a reply is lost pgx
+// can report a closed connection, which claims that nothing was sent.
+func outcomeUnknown(err error) bool {
+	if err == nil {
+		// Before the errors.As below, whose target escapes: the common
+		// case allocates nothing.
+		return false
+	}
+	var pgErr *pgconn.PgError
+	return !errors.As(err, &pgErr)
+}
+
 // rolledBack reports a serialization failure or deadlock: the server rolled
 // the whole transaction back, so running it again is safe.
 func rolledBack(err error) bool {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Ops are the reads and writes a store offers both on its own and inside a
@@ -168,18 +167,15 @@ func (p *Postgres) runTx(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx
 	return nil
 }
 
-// commitError marks a failed COMMIT whose outcome is unknown. Only a reply
-// from the server settles it: an error (a serialization failure at commit)
-// or ROLLBACK for a transaction that had failed. pgconn.SafeToRetry cannot
-// be trusted here: when the connection breaks while the reply to COMMIT is
-// read, pgx reports the connection as closed, an error that claims nothing
-// was sent.
+// commitError marks a failed COMMIT whose outcome is unknown (see
+// outcomeUnknown): only a reply from the server settles it, an error (a
+// serialization failure at commit) or ROLLBACK for a transaction that had
+// failed.
 func commitError(err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) || errors.Is(err, pgx.ErrTxCommitRollback) {
-		return fmt.Errorf("commit: %w", err)
+	if outcomeUnknown(err) && !errors.Is(err, pgx.ErrTxCommitRollback) {
+		return fmt.Errorf("%w: commit: %w", ErrOutcomeUnknown, err)
 	}
-	return fmt.Errorf("%w: commit: %w", ErrOutcomeUnknown, err)
+	return fmt.Errorf("commit: %w", err)
 }
 
 // txBackoff is the pause before running a transaction again: short, since

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgstate/pgstate/gen"
 )
@@ -151,21 +148,6 @@ func (e *VersionMismatchError) Is(target error) bool { return target == ErrVersi
 
 func mismatch(key []byte, expected, current int64) error {
 	return &VersionMismatchError{Key: bytes.Clone(key), Expected: expected, Current: current}
-}
-
-// outcomeUnknown reports whether a failed statement that is not safe to
-// repeat may nevertheless have committed: no reply from the server says it
-// failed (a single statement the server answers with an error is rolled
-// back). It does not trust pgconn.SafeToRetry: after a reply is lost pgx
-// can report a closed connection, which claims that nothing was sent.
-func outcomeUnknown(err error) bool {
-	if err == nil {
-		// Before the errors.As below, whose target escapes: the common
-		// case allocates nothing.
-		return false
-	}
-	var pgErr *pgconn.PgError
-	return !errors.As(err, &pgErr)
 }
 
 func (o writeOptions) params(key, value []byte) (gen.EntryWriteParams, error) {
