@@ -27,23 +27,20 @@ func (m *Memory) PutEntry(ctx context.Context, key, value []byte, opts ...WriteO
 		return WriteResult{}, memFail("put entry", mismatch(key, o.expected, old.version))
 	}
 	m.store(e, now)
+	// What store does not know of: an exact expiry, and what to keep.
+	next := m.entries[string(key)]
 	if !o.expiresAt.IsZero() {
-		next := m.entries[string(key)]
 		next.expiresAt = o.expiresAt.Truncate(time.Microsecond) // as pgx sends it
-		m.entries[string(key)] = next
 	}
-	if existed && (o.keepTTL || o.keepMetadata) {
-		next := m.entries[string(key)]
-		if o.keepTTL {
-			next.expiresAt = old.expiresAt
-		}
-		if o.keepMetadata {
-			next.metadata = bytes.Clone(old.metadata)
-		}
-		m.entries[string(key)] = next
+	if existed && o.keepTTL {
+		next.expiresAt = old.expiresAt
 	}
+	if existed && o.keepMetadata {
+		next.metadata = bytes.Clone(old.metadata)
+	}
+	m.entries[string(key)] = next
 	return WriteResult{
-		Version: m.entries[string(key)].version,
+		Version: next.version,
 		Existed: existed,
 		Prev:    memPrev(key, o.prev, existed, old),
 	}, nil
