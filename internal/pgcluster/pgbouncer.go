@@ -3,11 +3,11 @@ package pgcluster
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -63,7 +63,7 @@ func StartPgBouncer(tb testing.TB, c *Cluster, opts PgBouncerOptions) *PgBouncer
 	tb.Helper()
 	bin, err := FindPgBouncer()
 	if err != nil {
-		skipOrFail(tb, os.Getenv("CI"), "pgcluster: "+err.Error())
+		SkipOrFail(tb, "pgcluster: "+err.Error())
 	}
 	dir, err := os.MkdirTemp("", "pgbouncer-")
 	if err != nil {
@@ -113,20 +113,9 @@ func StartPgBouncer(tb testing.TB, c *Cluster, opts PgBouncerOptions) *PgBouncer
 		if opts.PoolSize > 0 {
 			settings["default_pool_size"] = fmt.Sprint(opts.PoolSize)
 		}
-		for k, v := range opts.Settings {
-			settings[k] = v
-		}
-		keys := make([]string, 0, len(settings))
-		for k := range settings {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var ini strings.Builder
-		fmt.Fprintf(&ini, "[databases]\n* = host=127.0.0.1 port=%d\n\n[pgbouncer]\n", c.Port)
-		for _, k := range keys {
-			fmt.Fprintf(&ini, "%s = %s\n", k, settings[k])
-		}
-		if err := b.write(c, "pgbouncer.ini", ini.String()); err != nil {
+		maps.Copy(settings, opts.Settings)
+		ini := fmt.Sprintf("[databases]\n* = host=127.0.0.1 port=%d\n\n[pgbouncer]\n", c.Port) + settingLines(settings)
+		if err := b.write(c, "pgbouncer.ini", ini); err != nil {
 			tb.Fatalf("pgcluster: %v", err)
 		}
 		if startErr = b.start(c, bin); startErr == nil {
@@ -203,14 +192,4 @@ func (b *PgBouncer) URL(user, database string) string {
 	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", user, b.Port, database)
 }
 
-func (b *PgBouncer) log() string {
-	body, err := os.ReadFile(b.logFile)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	const tail = 4000
-	if len(body) > tail {
-		body = body[len(body)-tail:]
-	}
-	return string(body)
-}
+func (b *PgBouncer) log() string { return logTail(b.logFile, "log") }

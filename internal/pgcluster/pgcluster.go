@@ -14,12 +14,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -80,33 +82,48 @@ func New(tb testing.TB, opts Options) *Cluster {
 	if err := c.prepareUser(); err != nil {
 		tb.Fatalf("pgcluster: %v", err)
 	}
-	dir, err := os.MkdirTemp("", "pgcluster-")
+	c.makeDir("pgcluster-")
+	if err := c.initdb(opts); err != nil {
+		tb.Fatalf("pgcluster: %v", err)
+	}
+	if err := c.startOnFreePort(); err != nil {
+		tb.Fatalf("pgcluster: start: %v\nserver log:\n%s", err, c.serverLog())
+	}
+	return c
+}
+
+// makeDir creates the cluster's private directory (data/ and the server
+// log inside), owned by the server's user and removed with the cluster when
+// the test ends.
+func (c *Cluster) makeDir(prefix string) {
+	c.tb.Helper()
+	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
-		tb.Fatalf("pgcluster: temp dir: %v", err)
+		c.tb.Fatalf("pgcluster: temp dir: %v", err)
 	}
 	c.dir = dir
 	c.dataDir = filepath.Join(dir, "data")
 	c.logFile = filepath.Join(dir, "server.log")
-	tb.Cleanup(c.remove)
+	c.tb.Cleanup(c.remove)
 	if err := c.chown(dir); err != nil {
-		tb.Fatalf("pgcluster: %v", err)
+		c.tb.Fatalf("pgcluster: %v", err)
 	}
-	if err := c.initdb(opts); err != nil {
-		tb.Fatalf("pgcluster: %v", err)
-	}
-	// The free port is only free when it is picked; another process may take
-	// it before the server binds it, so a failed start tries another one.
-	var startErr error
+}
+
+// startOnFreePort starts the server on a free port. The port is only free
+// when it is picked; another process may take it before the server binds
+// it, so a failed start tries another one.
+func (c *Cluster) startOnFreePort() error {
+	var err error
 	for range 3 {
-		if startErr = c.configurePort(); startErr != nil {
-			break
+		if err = c.configurePort(); err != nil {
+			return err
 		}
-		if startErr = c.pgCtl("start", "-l", c.logFile); startErr == nil {
-			return c
+		if err = c.pgCtl("start", "-l", c.logFile); err == nil {
+			return nil
 		}
 	}
-	tb.Fatalf("pgcluster: start: %v\nserver log:\n%s", startErr, c.serverLog())
-	return nil
+	return err
 }
 
 // skipOrFail skips tb with reason, or fails it when ci says the run is a CI
@@ -262,20 +279,17 @@ func (c *Cluster) initdb(opts Options) error {
 		"logging_collector":       "off",
 		"log_min_messages":        "warning",
 	}
-	for k, v := range opts.Settings {
-		conf[k] = v
-	}
-	keys := make([]string, 0, len(conf))
-	for k := range conf {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	maps.Copy(conf, opts.Settings)
+	return c.appendFile("postgresql.conf", "\n# pgcluster\n"+settingLines(conf))
+}
+
+// settingLines renders settings as "key = value" lines, sorted by key.
+func settingLines(settings map[string]string) string {
 	var b strings.Builder
-	b.WriteString("\n# pgcluster\n")
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s = %s\n", k, conf[k])
+	for _, k := range slices.Sorted(maps.Keys(settings)) {
+		fmt.Fprintf(&b, "%s = %s\n", k, settings[k])
 	}
-	return c.appendFile("postgresql.conf", b.String())
+	return b.String()
 }
 
 // configurePort picks a free port and records it in postgresql.auto.conf,
@@ -408,10 +422,13 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 	}
 }
 
-func (c *Cluster) serverLog() string {
-	b, err := os.ReadFile(c.logFile)
+func (c *Cluster) serverLog() string { return logTail(c.logFile, "server log") }
+
+// logTail returns the end of the log at path, or why there is none.
+func logTail(path, what string) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Sprintf("(no server log: %v)", err)
+		return fmt.Sprintf("(no %s: %v)", what, err)
 	}
 	const tail = 4000
 	if len(b) > tail {

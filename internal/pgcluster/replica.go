@@ -2,9 +2,9 @@ package pgcluster
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -18,20 +18,10 @@ import (
 func NewStandby(tb testing.TB, primary *Cluster, opts Options) *Cluster {
 	tb.Helper()
 	if _, err := os.Stat(filepath.Join(primary.binDir, "pg_basebackup")); err != nil {
-		skipOrFail(tb, os.Getenv("CI"), fmt.Sprintf("pgcluster: no pg_basebackup next to %s/initdb: %v", primary.binDir, err))
+		SkipOrFail(tb, fmt.Sprintf("pgcluster: no pg_basebackup next to %s/initdb: %v", primary.binDir, err))
 	}
 	c := &Cluster{tb: tb, binDir: primary.binDir, uid: primary.uid, gid: primary.gid, asUser: primary.asUser}
-	dir, err := os.MkdirTemp("", "pgcluster-standby-")
-	if err != nil {
-		tb.Fatalf("pgcluster: temp dir: %v", err)
-	}
-	c.dir = dir
-	c.dataDir = filepath.Join(dir, "data")
-	c.logFile = filepath.Join(dir, "server.log")
-	tb.Cleanup(c.remove)
-	if err := c.chown(dir); err != nil {
-		tb.Fatalf("pgcluster: %v", err)
-	}
+	c.makeDir("pgcluster-standby-")
 	if err := c.run("pg_basebackup", "-D", c.dataDir, "-h", "127.0.0.1", "-p", fmt.Sprint(primary.Port),
 		"-U", "postgres", "-R", "-X", "stream", "-c", "fast", "--no-sync"); err != nil {
 		tb.Fatalf("pgcluster: %v", err)
@@ -48,34 +38,15 @@ func NewStandby(tb testing.TB, primary *Cluster, opts Options) *Cluster {
 		}
 	}
 	conf := map[string]string{"unix_socket_directories": "'" + c.dir + "'"}
-	for k, v := range opts.Settings {
-		conf[k] = v
-	}
-	keys := make([]string, 0, len(conf))
-	for k := range conf {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString("\n# pgcluster standby\n")
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s = %s\n", k, conf[k])
-	}
-	if err := c.appendFile("postgresql.conf", b.String()); err != nil {
+	maps.Copy(conf, opts.Settings)
+	if err := c.appendFile("postgresql.conf", "\n# pgcluster standby\n"+settingLines(conf)); err != nil {
 		tb.Fatalf("pgcluster: %v", err)
 	}
 	_ = os.Remove(filepath.Join(c.dataDir, "postmaster.pid"))
-	var startErr error
-	for range 3 {
-		if startErr = c.configurePort(); startErr != nil {
-			break
-		}
-		if startErr = c.pgCtl("start", "-l", c.logFile); startErr == nil {
-			return c
-		}
+	if err := c.startOnFreePort(); err != nil {
+		tb.Fatalf("pgcluster: start standby: %v\nserver log:\n%s", err, c.serverLog())
 	}
-	tb.Fatalf("pgcluster: start standby: %v\nserver log:\n%s", startErr, c.serverLog())
-	return nil
+	return c
 }
 
 // Promote turns a standby into a primary (pg_ctl promote, waiting until it
