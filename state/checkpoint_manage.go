@@ -49,6 +49,16 @@ func CheckpointMetadata(metadata any) CheckpointOption {
 	return func(o *checkpointOptions) { o.metadata = metadata }
 }
 
+func collectCheckpointOptions(opts []CheckpointOption) (checkpointOptions, error) {
+	var o checkpointOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	return o, o.err
+}
+
 func checkCheckpointName(name string) error {
 	bad := func(why string) error {
 		return fmt.Errorf("%w: checkpoint name %q %s", ErrInvalidOption, name, why)
@@ -166,14 +176,9 @@ func resolveCheckpoint(ref string,
 // a name, returning the new checkpoint's description. Retention
 // (Config.CheckpointRetention) applies as it does there.
 func (p *Postgres) CreateCheckpointWith(ctx context.Context, opts ...CheckpointOption) (CheckpointInfo, error) {
-	var o checkpointOptions
-	for _, opt := range opts {
-		if opt != nil {
-			opt(&o)
-		}
-	}
-	if o.err != nil {
-		return CheckpointInfo{}, p.fail(ctx, createOp(o.name), o.err)
+	o, err := collectCheckpointOptions(opts)
+	if err != nil {
+		return CheckpointInfo{}, p.fail(ctx, createOp(o.name), err)
 	}
 	return p.createCheckpoint(ctx, o.metadata, o.name)
 }
@@ -305,14 +310,9 @@ func (p *Postgres) GetCheckpointEntry(ctx context.Context, id uuid.UUID, key []b
 
 // CreateCheckpointWith implements Store.
 func (m *Memory) CreateCheckpointWith(ctx context.Context, opts ...CheckpointOption) (CheckpointInfo, error) {
-	var o checkpointOptions
-	for _, opt := range opts {
-		if opt != nil {
-			opt(&o)
-		}
-	}
-	if o.err != nil {
-		return CheckpointInfo{}, memFail(createOp(o.name), o.err)
+	o, err := collectCheckpointOptions(opts)
+	if err != nil {
+		return CheckpointInfo{}, memFail(createOp(o.name), err)
 	}
 	return m.createCheckpoint(ctx, o.metadata, o.name)
 }
