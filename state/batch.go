@@ -45,14 +45,8 @@ func (p *Postgres) BatchPut(ctx context.Context, entries []Entry) error {
 	switch {
 	case len(b.rows) == 0:
 		return nil
-	case len(b.rows) < copyThreshold:
-		_, err = query(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) (int64, error) {
-			return p.q.EntriesUpsertMany(ctx, db, b.upsertParams())
-		})
-	case p.skipCopy():
-		_, err = query(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) (int64, error) {
-			return p.q.EntriesUpsertMany(ctx, db, b.upsertParams())
-		})
+	case len(b.rows) < copyThreshold || p.skipCopy():
+		err = p.upsert(ctx, b)
 	case b.ttls == nil && boundTx(ctx) == nil:
 		err = p.copyThenUpsert(ctx, b)
 	default:
@@ -79,7 +73,12 @@ func (p *Postgres) copyThenUpsert(ctx context.Context, b batch) error {
 		return err
 	}
 	p.copySkips.Store(copySkipBatches)
-	_, err = query(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) (int64, error) {
+	return p.upsert(ctx, b)
+}
+
+// upsert writes a batch as one upsert statement over parallel arrays.
+func (p *Postgres) upsert(ctx context.Context, b batch) error {
+	_, err := query(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) (int64, error) {
 		return p.q.EntriesUpsertMany(ctx, db, b.upsertParams())
 	})
 	return err
