@@ -257,8 +257,6 @@ var errStopped = errors.New("watch stopped")
 // run delivers events until ctx ends, the consumer stops, or a failure that
 // waiting cannot cure.
 func (w *pgWatch) run(ctx context.Context, yield func(Event, error) bool) error {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	for {
 		page, err := retryRead(ctx, w, func() (gen.ChangesReadRow, error) {
 			return query(ctx, w.p, idempotent, func(ctx context.Context, db gen.DBTX) (gen.ChangesReadRow, error) {
@@ -295,11 +293,8 @@ func (w *pgWatch) run(ctx context.Context, yield func(Event, error) bool) error 
 			wait = 0
 		}
 		if wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-ctx.Done():
+			if !sleepCtx(ctx, wait) {
 				return nil
-			case <-timer.C:
 			}
 		} else if ctx.Err() != nil {
 			return nil
@@ -380,12 +375,8 @@ func retryRead[T any](ctx context.Context, w *pgWatch, read func() (T, error)) (
 		if ctx.Err() != nil || !w.transient(err) {
 			return v, err
 		}
-		t := time.NewTimer(w.backoff())
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleepCtx(ctx, w.backoff()) {
 			return v, ctx.Err()
-		case <-t.C:
 		}
 	}
 }
