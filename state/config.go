@@ -274,20 +274,32 @@ func (c Config) poolConfig() (*pgxpool.Config, error) {
 	// timed-out write could still commit later (for example once a lock it
 	// waited for is released). Cancelling the context sends a cancel request;
 	// the connection is dropped only if the server does not answer it.
-	pc.ConnConfig.BuildContextWatcherHandler = func(conn *pgconn.PgConn) ctxwatch.Handler {
-		return &pgconn.CancelRequestContextWatcherHandler{Conn: conn, DeadlineDelay: cancelGrace}
-	}
+	pc.ConnConfig.BuildContextWatcherHandler = cancelRequestWatcher
 	// The server enforces the same bound by itself (a little later, so that
 	// normally the client's own deadline fires first), for a client that dies
 	// or is cut off mid-statement.
 	if pc.ConnConfig.RuntimeParams["statement_timeout"] == "" && !c.TransactionPooler {
-		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt((c.QueryTimeout + cancelGrace).Milliseconds(), 10)
+		pc.ConnConfig.RuntimeParams["statement_timeout"] = c.statementTimeout()
 	}
 	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
 		pc.ConnConfig.RuntimeParams["application_name"] = "pgstate"
 	}
 	pc.ConnConfig.Tracer = c.tracer(pc.ConnConfig.Tracer)
 	return pc, nil
+}
+
+// cancelRequestWatcher is the context watcher of the store's connections:
+// a context that ends sends a cancel request, and the connection is closed
+// only when the server has not answered it within cancelGrace.
+func cancelRequestWatcher(conn *pgconn.PgConn) ctxwatch.Handler {
+	return &pgconn.CancelRequestContextWatcherHandler{Conn: conn, DeadlineDelay: cancelGrace}
+}
+
+// statementTimeout is the server's bound on a statement, in milliseconds:
+// QueryTimeout, and cancelGrace for the client's cancel request to arrive
+// first.
+func (c Config) statementTimeout() string {
+	return strconv.FormatInt((c.QueryTimeout + cancelGrace).Milliseconds(), 10)
 }
 
 // dsnWithTLS writes the SSL settings into the DSN, where pgx builds its TLS

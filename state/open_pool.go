@@ -3,11 +3,8 @@ package state
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgstate/pgstate/gen"
@@ -42,14 +39,12 @@ func OpenPoolConfig(ctx context.Context, pc *pgxpool.Config, cfg Config) (*Postg
 		params["search_path"] = quoted
 	}
 	if params["statement_timeout"] == "" {
-		params["statement_timeout"] = strconv.FormatInt((cfg.QueryTimeout + cancelGrace).Milliseconds(), 10)
+		params["statement_timeout"] = cfg.statementTimeout()
 	}
 	if params["application_name"] == "" {
 		params["application_name"] = "pgstate"
 	}
-	pc.ConnConfig.BuildContextWatcherHandler = func(conn *pgconn.PgConn) ctxwatch.Handler {
-		return &pgconn.CancelRequestContextWatcherHandler{Conn: conn, DeadlineDelay: cancelGrace}
-	}
+	pc.ConnConfig.BuildContextWatcherHandler = cancelRequestWatcher
 	pc.ConnConfig.Tracer = cfg.tracer(pc.ConnConfig.Tracer)
 	p := &Postgres{cfg: cfg, q: gen.New()}
 	afterConnect, beforeClose := pc.AfterConnect, pc.BeforeClose

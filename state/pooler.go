@@ -3,7 +3,6 @@ package state
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -108,7 +107,7 @@ func newSessionSettings(c Config) sessionSettings {
 	quoted, _ := schema.QuoteName(c.Schema) // validated by Open
 	return sessionSettings{
 		searchPath:       quoted,
-		statementTimeout: strconv.FormatInt((c.QueryTimeout + cancelGrace).Milliseconds(), 10),
+		statementTimeout: c.statementTimeout(),
 	}
 }
 
