@@ -47,16 +47,9 @@ func askYes(r io.Reader, w io.Writer, cmd, what string) error {
 // store's schema as search_path, as the store does, so the generated query
 // runs unchanged.
 func (a *app) liveEntries(ctx context.Context) (int64, error) {
-	dsn, schemaName, err := a.target()
+	cc, schemaName, err := a.connConfig()
 	if err != nil {
 		return 0, err
-	}
-	cc, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return 0, usagef("cannot parse the DSN: %v", err)
-	}
-	if cc.ConnectTimeout == 0 || cc.ConnectTimeout > connectTimeout {
-		cc.ConnectTimeout = connectTimeout
 	}
 	cc.RuntimeParams["search_path"] = pgx.Identifier{schemaName}.Sanitize()
 	conn, err := pgx.ConnectConfig(ctx, cc)

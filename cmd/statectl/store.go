@@ -74,16 +74,9 @@ func (a *app) schemaMissing(ctx context.Context) bool {
 // connect opens a plain connection for the migration machinery, which works
 // on a *pgx.Conn rather than on a store.
 func (a *app) connect(ctx context.Context) (*pgx.Conn, string, error) {
-	dsn, schemaName, err := a.target()
+	cc, schemaName, err := a.connConfig()
 	if err != nil {
 		return nil, "", err
-	}
-	cc, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return nil, "", usagef("cannot parse the DSN: %v", err)
-	}
-	if cc.ConnectTimeout == 0 || cc.ConnectTimeout > connectTimeout {
-		cc.ConnectTimeout = connectTimeout
 	}
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
@@ -96,6 +89,23 @@ func (a *app) connect(ctx context.Context) (*pgx.Conn, string, error) {
 		return nil, "", &connectError{err: err}
 	}
 	return conn, schemaName, nil
+}
+
+// connConfig is the configuration of a plain connection to --dsn, with a
+// connect timeout no longer than ours.
+func (a *app) connConfig() (*pgx.ConnConfig, string, error) {
+	dsn, schemaName, err := a.target()
+	if err != nil {
+		return nil, "", err
+	}
+	cc, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, "", usagef("cannot parse the DSN: %v", err)
+	}
+	if cc.ConnectTimeout == 0 || cc.ConnectTimeout > connectTimeout {
+		cc.ConnectTimeout = connectTimeout
+	}
+	return cc, schemaName, nil
 }
 
 // withStore runs fn on an open store and closes it.
