@@ -25,9 +25,7 @@ var listTests = []storeTest{
 func putKeys(t *testing.T, s state.Store, keys ...string) {
 	t.Helper()
 	for _, k := range keys {
-		if err := s.Put(ctx(), []byte(k), []byte("v-"+k)); err != nil {
-			t.Fatalf("Put(%q): %v", k, err)
-		}
+		mustPut(t, s, k, "v-"+k)
 	}
 }
 
