@@ -59,33 +59,20 @@ func build(opts []Option) options {
 
 // Tracer is a pgx.QueryTracer: give it to state.Config.Tracer (or to the
 // pgxpool.Config of state.OpenPoolConfig).
-type Tracer struct {
-	tracer   trace.Tracer
-	count    metric.Int64Counter
-	duration metric.Float64Histogram
-	errs     metric.Int64Counter
-}
+type Tracer struct{ *instruments }
 
 var _ pgx.QueryTracer = (*Tracer)(nil)
 
 // NewTracer returns a tracer reporting to the configured providers.
 func NewTracer(opts ...Option) (*Tracer, error) {
-	o := build(opts)
-	m := o.mp.Meter(scope)
-	t := &Tracer{tracer: o.tp.Tracer(scope)}
-	var err error
-	if t.count, err = m.Int64Counter("pgstate.statements", metric.WithDescription("statements sent, by query name")); err != nil {
+	in, err := newInstruments(build(opts), "statement",
+		"statements sent, by query name",
+		"statement latency, by query name",
+		"failed statements, by query name and pgstate error")
+	if err != nil {
 		return nil, err
 	}
-	if t.duration, err = m.Float64Histogram("pgstate.statement.duration", metric.WithUnit("s"),
-		metric.WithDescription("statement latency, by query name"),
-		metric.WithExplicitBucketBoundaries(latencyBuckets...)); err != nil {
-		return nil, err
-	}
-	if t.errs, err = m.Int64Counter("pgstate.statement.errors", metric.WithDescription("failed statements, by query name and pgstate error")); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return &Tracer{in}, nil
 }
 
 type startKey struct{}

@@ -51,7 +51,10 @@ var (
 // Wrap returns store reporting to the configured providers. The store stays
 // usable on its own; what is called on it directly is not reported.
 func Wrap(store *state.Postgres, opts ...Option) (*Store, error) {
-	in, err := newInstruments(build(opts))
+	in, err := newInstruments(build(opts), "operation",
+		"store operations, by db.operation",
+		"store operation latency, by db.operation (and error.type when it failed)",
+		"failed store operations, by db.operation and error.type")
 	if err != nil {
 		return nil, err
 	}
@@ -94,19 +97,23 @@ type instruments struct {
 	errs     metric.Int64Counter
 }
 
-func newInstruments(o options) (*instruments, error) {
+// newInstruments creates the spans' tracer and the metrics of one kind of
+// call: pgstate.<kind>s, pgstate.<kind>.duration and pgstate.<kind>.errors
+// ("operation" for Store's, "statement" for Tracer's), with their
+// descriptions.
+func newInstruments(o options, kind, countDesc, durationDesc, errsDesc string) (*instruments, error) {
 	m := o.mp.Meter(scope)
 	in := &instruments{tracer: o.tp.Tracer(scope)}
 	var err error
-	if in.count, err = m.Int64Counter("pgstate.operations", metric.WithDescription("store operations, by db.operation")); err != nil {
+	if in.count, err = m.Int64Counter("pgstate."+kind+"s", metric.WithDescription(countDesc)); err != nil {
 		return nil, err
 	}
-	if in.duration, err = m.Float64Histogram("pgstate.operation.duration", metric.WithUnit("s"),
-		metric.WithDescription("store operation latency, by db.operation (and error.type when it failed)"),
+	if in.duration, err = m.Float64Histogram("pgstate."+kind+".duration", metric.WithUnit("s"),
+		metric.WithDescription(durationDesc),
 		metric.WithExplicitBucketBoundaries(latencyBuckets...)); err != nil {
 		return nil, err
 	}
-	if in.errs, err = m.Int64Counter("pgstate.operation.errors", metric.WithDescription("failed store operations, by db.operation and error.type")); err != nil {
+	if in.errs, err = m.Int64Counter("pgstate."+kind+".errors", metric.WithDescription(errsDesc)); err != nil {
 		return nil, err
 	}
 	return in, nil
