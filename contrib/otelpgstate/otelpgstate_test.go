@@ -2,18 +2,12 @@ package otelpgstate_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/pgstate/pgstate/contrib/otelpgstate"
 	"github.com/pgstate/pgstate/state"
@@ -28,41 +22,16 @@ func databaseURL() string {
 
 func TestSpansAndMetrics(t *testing.T) {
 	ctx := context.Background()
-	spans := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-
-	tracer, err := otelpgstate.NewTracer(otelpgstate.WithTracerProvider(tp), otelpgstate.WithMeterProvider(mp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schemaName := "otel_test_" + hex.EncodeToString(b)
-	cfg := state.DefaultConfig(databaseURL())
-	cfg.Schema, cfg.MinConns, cfg.MaxConns = schemaName, 0, 3
-	cfg.Tracer = tracer
-	store, err := state.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		store.Close()
-		conn, err := pgx.Connect(context.Background(), databaseURL())
-		if err == nil {
-			conn.Exec(context.Background(), "DROP SCHEMA "+schemaName+" CASCADE")
-			conn.Close(context.Background())
-		}
-	})
-	reg, err := otelpgstate.RegisterStats(store, otelpgstate.WithMeterProvider(mp))
+	tel := newTelemetry()
+	spans, reader := tel.spans, tel.reader
+	store := openStore(t, tel)
+	reg, err := otelpgstate.RegisterStats(store, tel.opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer reg.Unregister()
 
 	const secretKey, secretValue = "secret-key-4711", "secret-value-0815"
-	spans.Reset() // the migrations' statements
 	if err := store.Put(ctx, []byte(secretKey), []byte(secretValue)); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -43,9 +44,9 @@ func newTelemetry() telemetry {
 	}}
 }
 
-// openWrapped opens a store in a schema of its own, with the Tracer, and
-// wraps it.
-func openWrapped(t *testing.T, tel telemetry) *otelpgstate.Store {
+// openStore opens a store in a schema of its own (dropped with the test),
+// with the Tracer, and forgets the migrations' spans.
+func openStore(t *testing.T, tel telemetry) *state.Postgres {
 	t.Helper()
 	tracer, err := otelpgstate.NewTracer(tel.opts...)
 	if err != nil {
@@ -69,11 +70,17 @@ func openWrapped(t *testing.T, tel telemetry) *otelpgstate.Store {
 			conn.Close(context.Background())
 		}
 	})
-	store, err := otelpgstate.Wrap(pg, tel.opts...)
+	tel.spans.Reset() // the migrations' statements
+	return pg
+}
+
+// openWrapped is openStore, wrapped.
+func openWrapped(t *testing.T, tel telemetry) *otelpgstate.Store {
+	t.Helper()
+	store, err := otelpgstate.Wrap(openStore(t, tel), tel.opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tel.spans.Reset() // the migrations' statements
 	return store
 }
 
@@ -234,7 +241,7 @@ func TestOperationSpans(t *testing.T) {
 	for _, name := range []string{"pgstate.put", "pgstate.get", "pgstate.batch_put", "pgstate.get_many",
 		"pgstate.scan", "pgstate.transact", "pgstate.put_entry", "pgstate.revision", "pgstate.watch"} {
 		if len(ops[name]) == 0 {
-			t.Errorf("no span %s; operation spans: %v", name, slices.Collect(mapKeys(ops)))
+			t.Errorf("no span %s; operation spans: %v", name, slices.Collect(maps.Keys(ops)))
 		}
 	}
 	if t.Failed() {
@@ -356,7 +363,7 @@ func TestOperationSpans(t *testing.T) {
 	} {
 		p, ok := histograms[name]
 		if !ok || p.Count != want {
-			t.Errorf("histogram %s has %d points, want %d (all: %v)", name, p.Count, want, slices.Collect(mapKeys(histograms)))
+			t.Errorf("histogram %s has %d points, want %d (all: %v)", name, p.Count, want, slices.Collect(maps.Keys(histograms)))
 			continue
 		}
 		// Bounds fit for seconds: a local statement takes well under one.
@@ -379,16 +386,6 @@ func labels(set attribute.Set) string {
 		}
 	}
 	return strings.Join(out, "/")
-}
-
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // A transaction that conflicts runs again: the span counts the attempts,
