@@ -56,10 +56,16 @@ func cmdGet(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 		if !found {
-			return &notFoundError{msg: fmt.Sprintf("key %s not found in schema %s", strconv.Quote(args[0]), a.g.schema)}
+			return a.keyNotFound(args[0])
 		}
 		return a.printValue(c, vc, e, *raw)
 	})
+}
+
+// keyNotFound is the answer of get, expire and ttl for a KEY argument with no
+// live entry.
+func (a *app) keyNotFound(arg string) error {
+	return &notFoundError{msg: fmt.Sprintf("key %s not found in schema %s", strconv.Quote(arg), a.g.schema)}
 }
 
 // printValue prints what get prints: the value's bytes with --raw, the

@@ -33,7 +33,7 @@ func cmdExpire(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 		if !found {
-			return &notFoundError{msg: fmt.Sprintf("key %s not found in schema %s", strconv.Quote(args[0]), a.g.schema)}
+			return a.keyNotFound(args[0])
 		}
 		return a.emit(map[string]string{"key": c.forJSON(key).encode(key), "ttl": ttl.d.String()}, func(w io.Writer) {
 			fmt.Fprintf(w, "%s expires in %s\n", c.show(key), ttl.d)
@@ -92,7 +92,7 @@ func cmdTTL(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 		if !found {
-			return &notFoundError{msg: fmt.Sprintf("key %s not found in schema %s", strconv.Quote(args[0]), a.g.schema)}
+			return a.keyNotFound(args[0])
 		}
 		doc := struct {
 			Key     string  `json:"key"`
