@@ -69,13 +69,9 @@ func TestFailover(t *testing.T) {
 	if err := primary.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for scalar[int64](t, env.admin, "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the standby never became synchronous")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, 10*time.Second, "the standby to become synchronous", func() bool {
+		return scalar[int64](t, env.admin, "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") == 1
+	})
 
 	cfg := env.config("app")
 	cfg.DSN = fmt.Sprintf("postgres://postgres@127.0.0.1:%d,127.0.0.1:%d/app?sslmode=disable&target_session_attrs=read-write", primary.Port, standby.Port)
