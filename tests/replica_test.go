@@ -137,13 +137,13 @@ func TestReadReplica(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; ; i++ {
+			for {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				_, _, err := s.Get(replica, fmt.Appendf(nil, "w"))
+				_, _, err := s.Get(replica, []byte("w"))
 				reads.Add(1)
 				if err != nil {
 					failed.Add(1)
