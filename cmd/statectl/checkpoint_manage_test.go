@@ -39,6 +39,8 @@ func TestCheckpointManage(t *testing.T) {
 		// Reading a checkpoint without restoring it.
 		{name: "Entries", args: []string{"checkpoint", "entries", "before-upgrade"}, stdout: "order/1\nuser/1\nuser/2\n"},
 		{name: "EntriesPrefixValues", args: []string{"--value-encoding", "hex", "checkpoint", "entries", "before-upgrade", "--prefix", "user/", "--values"}, contains: []string{"user/1", "6f6e65", "user/2", "00ff"}},
+		// A global flag after the action applies as before it.
+		{name: "EntriesEncodingAfterAction", args: []string{"checkpoint", "entries", "before-upgrade", "--prefix", "user/", "--values", "--value-encoding", "hex"}, contains: []string{"user/1", "6f6e65", "user/2", "00ff"}},
 		{name: "EntriesPaged", args: []string{"--json", "checkpoint", "entries", "before-upgrade", "--limit", "2"}, stdout: `{"keys":["order/1","user/1"],"encoding":"text","more":true,"next":"user/1"}` + "\n"},
 		{name: "Get", args: []string{"checkpoint", "get", "before-upgrade", "user/1"}, stdout: "one\n"},
 		{name: "GetMissingKey", args: []string{"checkpoint", "get", "before-upgrade", "user/9"}, code: exitNotFound, stderrHas: `key "user/9" not found in checkpoint`},

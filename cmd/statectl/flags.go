@@ -103,8 +103,7 @@ func usageOf(cmd string, names []string) string {
 func onlyWith(fs *flag.FlagSet, action string, allowed ...string) error {
 	var err error
 	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "dsn", "schema", "json", "hex", "base64":
+		if globalFlags[f.Name] {
 			return
 		}
 		for _, a := range allowed {
