@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pgstate/pgstate/internal/pgcluster"
 	"github.com/pgstate/pgstate/state"
 )
@@ -142,32 +144,22 @@ func feedTruth(t *testing.T, env *faultEnv, db, prefix string) ([]int64, map[str
 	if err != nil {
 		t.Fatal(err)
 	}
-	var revs []int64
-	for rows.Next() {
-		var r int64
-		if err := rows.Scan(&r); err != nil {
-			t.Fatal(err)
-		}
-		revs = append(revs, r)
-	}
-	if rows.Err() != nil {
-		t.Fatal(rows.Err())
+	revs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
 	}
 	rows, err = conn.Query(bg, `SELECT key, version FROM state_entries WHERE key >= $1::bytea AND key < $2::bytea`, []byte(prefix), state.PrefixEnd([]byte(prefix)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	versions := map[string]int64{}
-	for rows.Next() {
-		var k []byte
-		var v int64
-		if err := rows.Scan(&k, &v); err != nil {
-			t.Fatal(err)
-		}
+	var k []byte
+	var v int64
+	if _, err := pgx.ForEachRow(rows, []any{&k, &v}, func() error {
 		versions[string(k)] = v
-	}
-	if rows.Err() != nil {
-		t.Fatal(rows.Err())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	return revs, versions
 }
