@@ -115,8 +115,8 @@ func testWatchEventsOfEveryWrite(t *testing.T, s state.Store) {
 	from := mustRevision(t, w) + 1
 	// One write per step, so their order is fixed; the batch steps are
 	// compared as sets, since one statement's keys have no order.
-	mustPutStore(t, s, "a", "1")
-	mustPutStore(t, s, "a", "2")
+	mustPut(t, s, "a", "1")
+	mustPut(t, s, "a", "2")
 	if err := s.PutWithMetadata(ctx(), []byte("b"), []byte("1"), map[string]any{"x": 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func testWatchEventsOfEveryWrite(t *testing.T, s state.Store) {
 	if err := s.Delete(ctx(), []byte("never-written")); err != nil {
 		t.Fatal(err)
 	}
-	mustPutStore(t, s, "a", "3")
+	mustPut(t, s, "a", "3")
 	if err := s.BatchPut(ctx(), []state.Entry{{Key: []byte("c"), Value: []byte("1")}, {Key: []byte("b"), Value: []byte("2")}}); err != nil {
 		t.Fatal(err)
 	}
@@ -171,11 +171,11 @@ func testWatchPrefix(t *testing.T, s state.Store) {
 	w := watcher(t, s)
 	from := mustRevision(t, w) + 1
 	for i := range 3 {
-		mustPutStore(t, s, fmt.Sprintf("other/%d", i), "x")
-		mustPutStore(t, s, fmt.Sprintf("mine/%d", i), "x")
+		mustPut(t, s, fmt.Sprintf("other/%d", i), "x")
+		mustPut(t, s, fmt.Sprintf("mine/%d", i), "x")
 	}
-	mustPutStore(t, s, "mine", "not under mine/")
-	mustPutStore(t, s, "mine/end", "x")
+	mustPut(t, s, "mine", "not under mine/")
+	mustPut(t, s, "mine/end", "x")
 	tests := []struct {
 		name   string
 		prefix string
@@ -202,8 +202,8 @@ func testWatchPrefix(t *testing.T, s state.Store) {
 func testWatchValues(t *testing.T, s state.Store) {
 	w := watcher(t, s)
 	from := mustRevision(t, w) + 1
-	mustPutStore(t, s, "k", "first")
-	mustPutStore(t, s, "k", "")
+	mustPut(t, s, "k", "first")
+	mustPut(t, s, "k", "")
 	if err := s.Delete(ctx(), []byte("k")); err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func testWatchResume(t *testing.T, s state.Store) {
 	w := watcher(t, s)
 	from := mustRevision(t, w) + 1
 	for i := range 10 {
-		mustPutStore(t, s, fmt.Sprintf("r/%d", i), "x")
+		mustPut(t, s, fmt.Sprintf("r/%d", i), "x")
 	}
 	first := collect(t, w, "r/", 4, state.FromRevision(from))
 	rest := collect(t, w, "r/", 6, state.FromRevision(first[3].Revision+1))
@@ -284,7 +284,7 @@ func testWatchCompacted(t *testing.T, s state.Store) {
 	w := watcher(t, s)
 	from := mustRevision(t, w) + 1
 	for i := range 5 {
-		mustPutStore(t, s, fmt.Sprintf("c/%d", i), "x")
+		mustPut(t, s, fmt.Sprintf("c/%d", i), "x")
 	}
 	evs := collect(t, w, "c/", 5, state.FromRevision(from))
 	cut := evs[2].Revision
@@ -336,7 +336,7 @@ func testWatchCompacted(t *testing.T, s state.Store) {
 	if _, err := w.CompactChanges(ctx(), rev+1000); err != nil {
 		t.Fatalf("CompactChanges past the end: %v", err)
 	}
-	mustPutStore(t, s, "c/after", "x")
+	mustPut(t, s, "c/after", "x")
 	if got := collect(t, w, "c/", 1, state.FromRevision(rev+1)); string(got[0].Key) != "c/after" {
 		t.Fatalf("after compacting everything, got %v", changes(got))
 	}
@@ -348,7 +348,7 @@ func testWatchExpire(t *testing.T, s state.Store) {
 	if err := s.PutWithTTL(ctx(), []byte("e/short"), []byte("x"), 50*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	mustPutStore(t, s, "e/long", "x")
+	mustPut(t, s, "e/long", "x")
 	deadline := time.Now().Add(watchDeadline)
 	for {
 		_, found := mustGet(t, s, "e/short")
@@ -458,7 +458,7 @@ func testWatchTransactions(t *testing.T, s state.Store) {
 	}
 	// A rolled-back write leaves a hole in the revisions (Postgres): the
 	// watch must get past it to the next write.
-	mustPutStore(t, s, "t/after", "1")
+	mustPut(t, s, "t/after", "1")
 	evs := collect(t, w, "t/", 4, state.FromRevision(from))
 	want := []change{{state.EventPut, "t/a", 1}, {state.EventPut, "t/a", 2}, {state.EventPut, "t/b", 1}, {state.EventPut, "t/after", 1}}
 	if got := changes(evs); !slices.Equal(got, want) {
@@ -468,13 +468,13 @@ func testWatchTransactions(t *testing.T, s state.Store) {
 
 func testWatchRestoreCheckpoint(t *testing.T, s state.Store) {
 	w := watcher(t, s)
-	mustPutStore(t, s, "cp/a", "1")
+	mustPut(t, s, "cp/a", "1")
 	id, err := s.CreateCheckpoint(ctx())
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustPutStore(t, s, "cp/a", "2")
-	mustPutStore(t, s, "cp/b", "1")
+	mustPut(t, s, "cp/a", "2")
+	mustPut(t, s, "cp/b", "1")
 	from := mustRevision(t, w) + 1
 	if err := s.RestoreCheckpoint(ctx(), id); err != nil {
 		t.Fatal(err)
@@ -513,7 +513,7 @@ func testWatchInvalidOptions(t *testing.T, s state.Store) {
 	}
 	t.Run("CancelledContext", func(t *testing.T) {
 		// The end of the context ends a watch, without an error.
-		mustPutStore(t, s, "x", "1")
+		mustPut(t, s, "x", "1")
 		c, cancel := context.WithCancel(ctx())
 		cancel()
 		for ev, err := range w.Watch(c, nil, state.FromRevision(1)) {

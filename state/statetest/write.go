@@ -152,7 +152,7 @@ func testPutEntryExpiresAt(t *testing.T, s state.Store) {
 }
 
 func testPutEntryInvalidOptions(t *testing.T, s state.Store) {
-	mustPutStore(t, s, "keep", "v")
+	mustPut(t, s, "keep", "v")
 	cases := []struct {
 		name string
 		call func() error
@@ -203,16 +203,9 @@ func testPutEntryInvalidOptions(t *testing.T, s state.Store) {
 	}
 }
 
-func mustPutStore(t *testing.T, s state.Store, key, value string) {
-	t.Helper()
-	if err := s.Put(ctx(), []byte(key), []byte(value)); err != nil {
-		t.Fatalf("Put(%q): %v", key, err)
-	}
-}
-
 func testDeleteEntryConditions(t *testing.T, s state.Store) {
-	mustPutStore(t, s, "d", "v1")
-	mustPutStore(t, s, "d", "v2")
+	mustPut(t, s, "d", "v1")
+	mustPut(t, s, "d", "v2")
 	_, err := s.DeleteEntry(ctx(), []byte("d"), state.IfVersion(1))
 	wantMismatch(t, err, 2)
 	if ok, _ := s.Contains(ctx(), []byte("d")); !ok {
@@ -255,7 +248,7 @@ func testConditionsSeeExpiredAsAbsent(t *testing.T, s state.Store) {
 
 func testDeletePrefixCountPrefix(t *testing.T, s state.Store) {
 	for _, k := range []string{"a/1", "a/2", "a/3", "ab", "b/1", "\xff", "\xff\xff"} {
-		mustPutStore(t, s, k, "v")
+		mustPut(t, s, k, "v")
 	}
 	if err := s.PutWithTTL(ctx(), []byte("a/ttl"), []byte("v"), time.Second); err != nil {
 		t.Fatal(err)
@@ -287,7 +280,7 @@ func testDeletePrefixCountPrefix(t *testing.T, s state.Store) {
 var errAbort = errors.New("abort")
 
 func testTransactCommitAndRollback(t *testing.T, s state.Store) {
-	mustPutStore(t, s, "gone", "v")
+	mustPut(t, s, "gone", "v")
 	err := s.Transact(ctx(), func(ctx context.Context, tx state.Ops) error {
 		if err := tx.Put(ctx, []byte("t/1"), []byte("one")); err != nil {
 			return err
@@ -346,7 +339,7 @@ func testTransactPanic(t *testing.T, s state.Store) {
 			t.Fatal("a transaction that panicked committed")
 		}
 		// The store works afterwards.
-		mustPutStore(t, s, "after", "v")
+		mustPut(t, s, "after", "v")
 	}()
 	_ = s.Transact(ctx(), func(ctx context.Context, tx state.Ops) error {
 		if err := tx.Put(ctx, []byte("panicked"), []byte("v")); err != nil {
