@@ -67,12 +67,13 @@ SELECT greatest(
 )::bigint AS revision
 FROM state_changes_meta AS m;
 
--- ChangesStatus describes the feed for operators.
+-- ChangesStatus describes the feed for operators; its revision is
+-- ChangesRevision's (the compaction marker may be ahead of the newest row).
 -- name: ChangesStatus :one
 SELECT
     m.enabled,
     m.compacted_revision,
-    coalesce((SELECT max(c.revision) FROM state_changes AS c), m.compacted_revision)::bigint AS revision,
+    greatest((SELECT max(c.revision) FROM state_changes AS c), m.compacted_revision)::bigint AS revision,
     pg_catalog.pg_total_relation_size('state_changes'::regclass) AS log_bytes
 FROM state_changes_meta AS m;
 

@@ -256,6 +256,10 @@ func TestWatchFeedSwitch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The status operators read names the same revision to resume after.
+	if st, err := s.ChangeFeed(bg); err != nil || st.Revision != now {
+		t.Fatalf("ChangeFeed after switching on = %+v, %v; want revision %d, as Revision says", st, err, now)
+	}
 	items := watchEvents(t, s, "", state.FromRevision(now+1))
 	if err := s.Put(bg, []byte("after"), []byte("v")); err != nil {
 		t.Fatal(err)
