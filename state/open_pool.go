@@ -110,6 +110,11 @@ func (c Config) validateForPool() error {
 			return fmt.Errorf("%w: %s is set, but the pool's own connection settings apply", ErrInvalidConfig, s[0])
 		}
 	}
+	if c.TransactionPooler {
+		// Its per-transaction settings and direct connection come with the
+		// pool Open builds.
+		return fmt.Errorf("%w: TransactionPooler needs the pool Open builds; open the store with Open", ErrInvalidConfig)
+	}
 	c.DSN = "pool" // the pool's; every other field is checked as Open does
 	return c.validate()
 }
@@ -119,8 +124,8 @@ func (c Config) validateForPool() error {
 const sqlCurrentSchema = `SELECT coalesce(current_schema(), '')`
 
 // start finishes opening a store on pool: it checks the pool's current
-// schema, migrates or checks the schema, and starts the cleaner. On failure
-// it closes a pool the store built.
+// schema, migrates or checks the schema, and opens the replicas and starts
+// the cleaner as Open does. On failure it closes a pool the store built.
 func (p *Postgres) start(ctx context.Context, pool *pgxpool.Pool) (*Postgres, error) {
 	p.pool = pool
 	fail := func(err error) (*Postgres, error) {
@@ -141,8 +146,8 @@ func (p *Postgres) start(ctx context.Context, pool *pgxpool.Pool) (*Postgres, er
 	if err := p.prepareSchema(ctx); err != nil {
 		return fail(interpretError(err))
 	}
-	if p.cfg.CleanupInterval > 0 {
-		p.cleaner = startCleaner(p, p.cfg.CleanupInterval)
+	if err := p.startBackground(ctx); err != nil {
+		return fail(err)
 	}
 	return p, nil
 }

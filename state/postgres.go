@@ -63,14 +63,24 @@ func Open(ctx context.Context, cfg Config) (*Postgres, error) {
 		pool.Close()
 		return nil, fmt.Errorf("pgstate: open: %w", interpretError(err))
 	}
-	if p.replicas, err = openReplicas(ctx, p); err != nil {
+	if err := p.startBackground(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("pgstate: open: %w", err)
 	}
-	if cfg.CleanupInterval > 0 {
-		p.cleaner = startCleaner(p, cfg.CleanupInterval)
-	}
 	return p, nil
+}
+
+// startBackground opens the replicas' pools and starts the cleaner: the
+// last step of every way to open a store (Open, OpenPool, OpenPoolConfig).
+func (p *Postgres) startBackground(ctx context.Context) error {
+	var err error
+	if p.replicas, err = openReplicas(ctx, p); err != nil {
+		return err
+	}
+	if p.cfg.CleanupInterval > 0 {
+		p.cleaner = startCleaner(p, p.cfg.CleanupInterval)
+	}
+	return nil
 }
 
 // prepareSchema migrates (or, with SkipMigrations, only checks) the store's
