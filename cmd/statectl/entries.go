@@ -90,13 +90,7 @@ func (a *app) printValue(c, vc codec, e state.Entry, raw bool) error {
 // newEntryDoc is the JSON form of e with keys in c and values in vc; text
 // that is not UTF-8 turns into base64 (see codec.forJSON).
 func newEntryDoc(c, vc codec, e state.Entry) entryDoc {
-	if c == vc {
-		// One encoding for the document, as "encoding" says.
-		c = c.forJSON(e.Key, e.Value)
-		vc = c
-	} else {
-		c, vc = c.forJSON(e.Key), vc.forJSON(e.Value)
-	}
+	c, vc = jsonCodecs(c, vc, e.Key, e.Value)
 	doc := entryDoc{
 		Key:       c.encode(e.Key),
 		Value:     vc.encode(e.Value),
@@ -111,6 +105,18 @@ func newEntryDoc(c, vc codec, e state.Entry) entryDoc {
 		doc.ValueEncoding = vc.String()
 	}
 	return doc
+}
+
+// jsonCodecs are the key and value codecs of one JSON document: text that
+// is not valid UTF-8 switches to base64 (see forJSON); when keys and values
+// share a codec, they keep sharing it, as the document's one "encoding"
+// says.
+func jsonCodecs(c, vc codec, key, value []byte) (codec, codec) {
+	if c == vc {
+		c = c.forJSON(key, value)
+		return c, c
+	}
+	return c.forJSON(key), vc.forJSON(value)
 }
 
 func cmdPut(ctx context.Context, a *app, args []string) error {

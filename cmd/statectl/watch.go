@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -13,13 +12,16 @@ import (
 
 // eventDoc is the JSON form of one change event, one per line.
 type eventDoc struct {
-	Revision int64     `json:"revision"`
-	Kind     string    `json:"kind"`
-	Key      string    `json:"key"`
-	Version  int64     `json:"version"`
-	Value    *string   `json:"value,omitempty"`
-	Encoding string    `json:"encoding"`
-	Time     time.Time `json:"time"`
+	Revision int64   `json:"revision"`
+	Kind     string  `json:"kind"`
+	Key      string  `json:"key"`
+	Version  int64   `json:"version"`
+	Value    *string `json:"value,omitempty"`
+	Encoding string  `json:"encoding"`
+	// ValueEncoding is set when values are encoded otherwise than keys, as
+	// in get's document.
+	ValueEncoding string    `json:"value_encoding,omitempty"`
+	Time          time.Time `json:"time"`
 }
 
 // cmdWatch prints the changes under a prefix as they happen, one line per
@@ -47,6 +49,10 @@ func cmdWatch(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	vc, err := a.valueCodec()
+	if err != nil {
+		return err
+	}
 	prefix, err := c.decode("--prefix", *prefixArg)
 	if err != nil {
 		return err
@@ -64,7 +70,7 @@ func cmdWatch(ctx context.Context, a *app, args []string) error {
 			if err != nil {
 				return err
 			}
-			if err := a.printEvent(c, ev, *values); err != nil {
+			if err := a.printEvent(c, vc, ev, *values); err != nil {
 				return err
 			}
 			n++
@@ -77,33 +83,34 @@ func cmdWatch(ctx context.Context, a *app, args []string) error {
 	})
 }
 
-func (a *app) printEvent(c codec, ev state.Event, values bool) error {
+// printEvent prints one event as get prints an entry: with --json one
+// document a line (non-UTF-8 text in base64, see jsonCodecs), otherwise a
+// line whose key is quoted when it would not print as itself.
+func (a *app) printEvent(c, vc codec, ev state.Event, values bool) error {
+	withValue := values && ev.Kind == state.EventPut
+	jc, jvc := jsonCodecs(c, vc, ev.Key, ev.Value)
 	doc := eventDoc{
 		Revision: ev.Revision,
 		Kind:     ev.Kind.String(),
-		Key:      c.encode(ev.Key),
+		Key:      jc.encode(ev.Key),
 		Version:  ev.Version,
-		Encoding: c.String(),
+		Encoding: jc.String(),
 		Time:     ev.Time,
 	}
-	if values && ev.Kind == state.EventPut {
-		v := c.encode(ev.Value)
+	if withValue {
+		v := jvc.encode(ev.Value)
 		doc.Value = &v
 	}
-	if a.g.json {
-		b, err := json.Marshal(doc)
-		if err != nil {
-			return fmt.Errorf("write output: %w", err)
+	if withValue && jvc != jc {
+		doc.ValueEncoding = jvc.String()
+	}
+	return a.emit(doc, func(w io.Writer) {
+		line := fmt.Sprintf("%d %s %s v%d", ev.Revision, doc.Kind, c.show(ev.Key), ev.Version)
+		if withValue {
+			line += " " + strconv.Quote(vc.encode(ev.Value))
 		}
-		_, err = a.stdout.Write(append(b, '\n'))
-		return err
-	}
-	line := fmt.Sprintf("%d %s %s v%d", doc.Revision, doc.Kind, doc.Key, doc.Version)
-	if doc.Value != nil {
-		line += " " + strconv.Quote(*doc.Value)
-	}
-	_, err := fmt.Fprintln(a.stdout, line)
-	return err
+		fmt.Fprintln(w, line)
+	})
 }
 
 // cmdFeed shows the change feed's state, switches it on or off, or compacts

@@ -150,3 +150,27 @@ func TestWatchLive(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchBinary: watch prints keys and values as get does. A key that is
+// not valid UTF-8 switches --json to base64 (saying so in "encoding")
+// instead of turning into U+FFFD, --value-encoding applies to values, and
+// the human form quotes a key that would not print as itself.
+func TestWatchBinary(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.DSN(t)
+	runSteps(t, dsn, []step{
+		{name: "put binary key", args: []string{"--hex", "put", "ff00", "6869"}},
+		{name: "json", args: []string{"watch", "--from", "1", "--limit", "1", "--values", "--json"}, check: func(t *testing.T, r result) {
+			var ev struct {
+				Key, Value, Encoding string
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &ev); err != nil {
+				t.Fatal(err)
+			}
+			if ev.Key != "/wA=" || ev.Value != "aGk=" || ev.Encoding != "base64" {
+				t.Fatalf("event %q, want the key and value in base64", r.stdout)
+			}
+		}},
+		{name: "value encoding", args: []string{"--value-encoding", "hex", "watch", "--from", "1", "--limit", "1", "--values"}, stdout: "1 put \"\\xff\\x00\" v1 \"6869\"\n"},
+	})
+}
