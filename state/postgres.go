@@ -28,7 +28,7 @@ type Postgres struct {
 	lastReset atomic.Int64 // UnixNano of the last pool reset
 	watchdogs sync.Map     // *pgx.Conn → *watchdog
 	acquireBy atomic.Pointer[sharedDeadline]
-	cleaner   *cleaner
+	cleaner   *periodic
 	borrowed  bool            // the pool is the application's (OpenPool): Close leaves it open
 	settings  sessionSettings // behind a transaction pooler, see pooler.go
 	replicas  *replicaSet     // nil without Config.Replicas

@@ -113,8 +113,7 @@ type replicaSet struct {
 	list      []*replica
 	next      atomic.Uint32
 	fallbacks atomic.Int64 // replica reads the primary served
-	cancel    context.CancelFunc
-	done      chan struct{}
+	checks    *periodic
 }
 
 type replica struct {
@@ -140,7 +139,7 @@ func openReplicas(ctx context.Context, p *Postgres) (*replicaSet, error) {
 	if len(p.cfg.Replicas) == 0 {
 		return nil, nil
 	}
-	rs := &replicaSet{p: p, done: make(chan struct{})}
+	rs := &replicaSet{p: p}
 	for i, dsn := range p.cfg.Replicas {
 		rc := p.cfg
 		rc.DSN = dsn
@@ -161,9 +160,11 @@ func openReplicas(ctx context.Context, p *Postgres) (*replicaSet, error) {
 	first, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
 	rs.check(first)
 	cancel()
-	bg, stop := context.WithCancel(context.Background())
-	rs.cancel = stop
-	go rs.loop(bg)
+	rs.checks = startPeriodic(p.cfg.ReplicaCheckInterval, func(ctx context.Context) {
+		cctx, cancel := context.WithTimeout(ctx, max(p.cfg.ReplicaCheckInterval, time.Second))
+		rs.check(cctx)
+		cancel()
+	})
 	return rs, nil
 }
 
@@ -177,25 +178,8 @@ func (rs *replicaSet) close() {
 	if rs == nil {
 		return
 	}
-	rs.cancel()
-	<-rs.done
+	rs.checks.stop()
 	rs.closePools()
-}
-
-func (rs *replicaSet) loop(ctx context.Context) {
-	defer close(rs.done)
-	t := time.NewTicker(rs.p.cfg.ReplicaCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		cctx, cancel := context.WithTimeout(ctx, max(rs.p.cfg.ReplicaCheckInterval, time.Second))
-		rs.check(cctx)
-		cancel()
-	}
 }
 
 // check measures every replica at once, against the primary's position.

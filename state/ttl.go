@@ -95,35 +95,13 @@ func (p *Postgres) cleanupOn(ctx context.Context, db gen.DBTX) (int64, error) {
 	}
 }
 
-// cleaner runs cleanup rounds in the background until stopped.
-type cleaner struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-func startCleaner(p *Postgres, interval time.Duration) *cleaner {
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &cleaner{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				p.cleanupRound(ctx)
-				p.compactChangesRound(ctx)
-			}
-		}
-	}()
-	return c
-}
-
-func (c *cleaner) stop() {
-	c.cancel()
-	<-c.done
+// startCleaner runs cleanup rounds (and the change log's compaction) in
+// the background until stopped.
+func startCleaner(p *Postgres, interval time.Duration) *periodic {
+	return startPeriodic(interval, func(ctx context.Context) {
+		p.cleanupRound(ctx)
+		p.compactChangesRound(ctx)
+	})
 }
 
 // cleanupRound cleans if this process wins the store's cleanup lock. Each
