@@ -295,24 +295,34 @@ func (m *Memory) FindByMetadataPage(ctx context.Context, prefix []byte, filter a
 	if err != nil {
 		return Page{}, memFail("find by metadata", err)
 	}
+	match, err := metadataMatcher(filter)
+	if err != nil {
+		return Page{}, memFail("find by metadata", err)
+	}
+	return m.listWhere(ctx, "find by metadata", prefix, o, match)
+}
+
+// metadataMatcher validates a FindByMetadata filter and returns the test,
+// jsonb's @>, that an entry's metadata must pass.
+func metadataMatcher(filter any) (func(memEntry) bool, error) {
 	f, err := encodeMetadata(filter)
 	if err == nil && f == nil {
 		err = fmt.Errorf("%w: the filter is empty", ErrInvalidMetadata)
 	}
 	if err != nil {
-		return Page{}, memFail("find by metadata", err)
+		return nil, err
 	}
 	want, err := decodeJSONB(f)
 	if err != nil {
-		return Page{}, memFail("find by metadata", fmt.Errorf("%w: %w", ErrInvalidMetadata, err))
+		return nil, fmt.Errorf("%w: %w", ErrInvalidMetadata, err)
 	}
-	return m.listWhere(ctx, "find by metadata", prefix, o, func(e memEntry) bool {
+	return func(e memEntry) bool {
 		if e.metadata == nil {
 			return false
 		}
 		have, err := decodeJSONB(e.metadata)
 		return err == nil && jsonContains(have, want, true)
-	})
+	}, nil
 }
 
 func (m *Memory) listWhere(ctx context.Context, op string, prefix []byte, o listOptions, match func(memEntry) bool) (Page, error) {

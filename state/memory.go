@@ -265,16 +265,9 @@ func (m *Memory) Count(ctx context.Context) (int64, error) {
 
 // FindByMetadata implements Store, with jsonb @> semantics.
 func (m *Memory) FindByMetadata(ctx context.Context, filter any) ([]Entry, error) {
-	f, err := encodeMetadata(filter)
+	match, err := metadataMatcher(filter)
 	if err != nil {
 		return nil, memFail("find by metadata", err)
-	}
-	if f == nil {
-		return nil, memFail("find by metadata", fmt.Errorf("%w: the filter is empty", ErrInvalidMetadata))
-	}
-	want, err := decodeJSONB(f)
-	if err != nil {
-		return nil, memFail("find by metadata", fmt.Errorf("%w: %w", ErrInvalidMetadata, err))
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -284,11 +277,7 @@ func (m *Memory) FindByMetadata(ctx context.Context, filter any) ([]Entry, error
 	now := m.Now()
 	out := []Entry{}
 	for k, e := range m.entries {
-		if !e.live(now) || e.metadata == nil {
-			continue
-		}
-		have, err := decodeJSONB(e.metadata)
-		if err == nil && jsonContains(have, want, true) {
+		if e.live(now) && match(e) {
 			out = append(out, e.toEntry(k))
 		}
 	}
