@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgstate/pgstate/schema"
@@ -272,9 +270,9 @@ func (c Config) poolConfig() (*pgxpool.Config, error) {
 	}
 	// A statement whose client gave up must stop on the server too, or a
 	// timed-out write could still commit later (for example once a lock it
-	// waited for is released). Cancelling the context sends a cancel request;
-	// the connection is dropped only if the server does not answer it.
-	pc.ConnConfig.BuildContextWatcherHandler = cancelRequestWatcher
+	// waited for is released). Cancelling the context sends a cancel request,
+	// and the connection is not used again (cancel.go).
+	guardCancels(pc)
 	// The server enforces the same bound by itself (a little later, so that
 	// normally the client's own deadline fires first), for a client that dies
 	// or is cut off mid-statement.
@@ -286,13 +284,6 @@ func (c Config) poolConfig() (*pgxpool.Config, error) {
 	}
 	pc.ConnConfig.Tracer = c.tracer(pc.ConnConfig.Tracer)
 	return pc, nil
-}
-
-// cancelRequestWatcher is the context watcher of the store's connections:
-// a context that ends sends a cancel request, and the connection is closed
-// only when the server has not answered it within cancelGrace.
-func cancelRequestWatcher(conn *pgconn.PgConn) ctxwatch.Handler {
-	return &pgconn.CancelRequestContextWatcherHandler{Conn: conn, DeadlineDelay: cancelGrace}
 }
 
 // statementTimeout is the server's bound on a statement, in milliseconds:

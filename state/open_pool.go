@@ -44,7 +44,7 @@ func OpenPoolConfig(ctx context.Context, pc *pgxpool.Config, cfg Config) (*Postg
 	if params["application_name"] == "" {
 		params["application_name"] = "pgstate"
 	}
-	pc.ConnConfig.BuildContextWatcherHandler = cancelRequestWatcher
+	guardCancels(pc)
 	pc.ConnConfig.Tracer = cfg.tracer(pc.ConnConfig.Tracer)
 	p := &Postgres{cfg: cfg, q: gen.New()}
 	afterConnect, beforeClose := pc.AfterConnect, pc.BeforeClose

@@ -7,6 +7,8 @@ import (
 	"iter"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/pgstate/pgstate/gen"
 )
 
@@ -381,7 +383,16 @@ func retryRead[T any](ctx context.Context, w *pgWatch, read func() (T, error)) (
 	}
 }
 
+// transient reports a failed read that the watch waits out: besides what
+// every idempotent statement retries, a statement cancelled although the
+// watch's own context has not ended (by the server's statement_timeout, or a
+// cancel request meant for someone else's statement): the watch resumes by
+// itself from its cursor. The callers return first when ctx has ended.
 func (w *pgWatch) transient(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "57014" { // query_canceled
+		return true
+	}
 	return lostConnection(err) || transient(err, idempotent) || errors.Is(err, ErrUnavailable)
 }
 

@@ -22,6 +22,11 @@ type tcpProxy struct {
 	down   atomic.Bool            // close every connection, accept new ones only to close them
 	cutOn  atomic.Pointer[[]byte] // one shot: drop the connection whose server data contains this
 	cut    atomic.Int64           // connections dropped by cutOn
+	// holdNew delays the first bytes a newly accepted connection sends to
+	// the server by this many nanoseconds, as a slow network or a loaded
+	// postmaster delays a cancel request (which comes on a connection of
+	// its own).
+	holdNew atomic.Int64
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -77,14 +82,14 @@ func (p *tcpProxy) accept() {
 			continue
 		}
 		p.wg.Add(2)
-		go p.pipe(server, client, false)
-		go p.pipe(client, server, true)
+		go p.pipe(server, client, false, time.Duration(p.holdNew.Load()))
+		go p.pipe(client, server, true, 0)
 	}
 }
 
 // pipe copies src to dst until either side closes. fromServer marks the
-// direction cutOn watches.
-func (p *tcpProxy) pipe(dst, src net.Conn, fromServer bool) {
+// direction cutOn watches; hold delays the first bytes forwarded.
+func (p *tcpProxy) pipe(dst, src net.Conn, fromServer bool, hold time.Duration) {
 	defer p.wg.Done()
 	defer p.untrack(dst)
 	defer p.untrack(src)
@@ -92,6 +97,10 @@ func (p *tcpProxy) pipe(dst, src net.Conn, fromServer bool) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
+			if hold > 0 {
+				time.Sleep(hold)
+				hold = 0
+			}
 			for p.silent.Load() && !p.isClosed() {
 				time.Sleep(5 * time.Millisecond)
 			}
