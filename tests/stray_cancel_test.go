@@ -47,13 +47,17 @@ func TestCancelRequestNeverHitsTheNextStatement(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(bg, 50*time.Millisecond)
 	defer cancel()
+	committed := make(chan error, 1)
 	go func() {
 		<-ctx.Done() // the cancel request is on its way: let the Put finish first
 		time.Sleep(50 * time.Millisecond)
-		_ = lockA.Commit(bg)
+		committed <- lockA.Commit(bg)
 	}()
 	err := p.Put(ctx, []byte("a"), []byte("v2"))
 	t.Logf("Put whose deadline ended while it waited for a lock: %v", err)
+	if err := <-committed; err != nil {
+		t.Fatal(err)
+	}
 
 	done := make(chan error, 1)
 	go func() { done <- p.Put(bg, []byte("b"), []byte("v2")) }()
