@@ -19,14 +19,17 @@ GRANT SELECT, INSERT, UPDATE, DELETE
     ON pgstate.state_entries, pgstate.state_checkpoints, pgstate.state_checkpoint_entries
     TO pgstate_app;
 GRANT SELECT ON pgstate.pgstate_schema_version TO pgstate_app;
--- The change feed: every write appends to state_changes (triggers run as
--- the writer and take a revision from the sequence), a watch reads the log
--- and fills its gaps, the background cleaner compacts it. Switching the
--- feed off or on (SetChangeFeed, statectl feed) stays with the owner.
-GRANT SELECT, INSERT, DELETE ON pgstate.state_changes TO pgstate_app;
-GRANT SELECT, UPDATE ON pgstate.state_changes_meta TO pgstate_app;
-GRANT USAGE ON SEQUENCE pgstate.state_changes_revision_seq TO pgstate_app;
--- The store calls no function itself; nothing needs EXECUTE. The cleanup
--- procedure stays callable only by roles given it explicitly.
+-- The change feed: the triggers that log every write run as the owner
+-- (SECURITY DEFINER, migration 010), so the application role only reads
+-- the log, its state and the sequence's position; it compacts the log
+-- through the owner's two compaction functions, granted below, and can
+-- neither write events nor move the marker by hand. Switching the feed off
+-- or on (SetChangeFeed, statectl feed) stays with the owner.
+GRANT SELECT ON pgstate.state_changes, pgstate.state_changes_meta TO pgstate_app;
+GRANT SELECT ON SEQUENCE pgstate.state_changes_revision_seq TO pgstate_app;
+-- The store calls only the compaction functions; the cleanup procedure
+-- stays callable only by roles given it explicitly.
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgstate FROM PUBLIC;
 REVOKE EXECUTE ON ALL PROCEDURES IN SCHEMA pgstate FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgstate.state_changes_compact(bigint, bigint, bigint),
+    pgstate.state_changes_compact_before(bigint, bigint, bigint) TO pgstate_app;

@@ -11,37 +11,13 @@ import (
 )
 
 const changesCompactBefore = `-- name: ChangesCompactBefore :one
-WITH horizon AS (
-    SELECT now() - $1::bigint * interval '1 microsecond' AS oldest_kept
-), head AS (
-    SELECT c.revision, c.changed_at
-    FROM state_changes AS c
-    ORDER BY c.revision
-    LIMIT $2::bigint
-), young AS (
-    SELECT min(h.revision) AS revision
-    FROM head AS h, horizon
-    WHERE h.changed_at >= horizon.oldest_kept
-), cut AS (
-    SELECT coalesce(max(h.revision), 0) AS upto
-    FROM head AS h, young
-    WHERE young.revision IS NULL OR h.revision < young.revision
-), gone AS (
-    DELETE FROM state_changes AS c
-    WHERE c.revision <= (SELECT cut.upto FROM cut)
-    RETURNING 1
-), marked AS (
-    UPDATE state_changes_meta AS m
-    SET compacted_revision = greatest(m.compacted_revision, (SELECT cut.upto FROM cut))
-    RETURNING m.compacted_revision
-)
-SELECT
-    (SELECT count(*) FROM gone)::bigint AS deleted,
-    (SELECT marked.compacted_revision FROM marked)::bigint AS compacted
+SELECT r.deleted::bigint AS deleted, r.compacted::bigint AS compacted
+FROM state_changes_compact_before($1::bigint, $2::bigint, $3::bigint) AS r
 `
 
 type ChangesCompactBeforeParams struct {
 	RetentionMicros int64
+	Upto            int64
 	BatchSize       int64
 }
 
@@ -51,40 +27,23 @@ type ChangesCompactBeforeRow struct {
 }
 
 // ChangesCompactBefore deletes the oldest changes made more than retention
-// ago by the database's clock, at most batch_size per call: the run of the
-// oldest batch_size rows up to the first one that is not old enough.
-// Returns the rows deleted and the new marker.
+// ago by the database's clock, at most batch_size per call and never past
+// upto. Returns the rows deleted and the new marker.
 func (q *Queries) ChangesCompactBefore(ctx context.Context, db DBTX, arg ChangesCompactBeforeParams) (ChangesCompactBeforeRow, error) {
-	row := db.QueryRow(ctx, changesCompactBefore, arg.RetentionMicros, arg.BatchSize)
+	row := db.QueryRow(ctx, changesCompactBefore, arg.RetentionMicros, arg.Upto, arg.BatchSize)
 	var i ChangesCompactBeforeRow
 	err := row.Scan(&i.Deleted, &i.Compacted)
 	return i, err
 }
 
 const changesCompactTo = `-- name: ChangesCompactTo :one
-WITH cut AS (
-    SELECT least(
-        $1::bigint,
-        m.compacted_revision + $2::bigint,
-        coalesce((SELECT max(c.revision) FROM state_changes AS c), 0)
-    ) AS upto
-    FROM state_changes_meta AS m
-), gone AS (
-    DELETE FROM state_changes AS c
-    WHERE c.revision <= (SELECT cut.upto FROM cut)
-    RETURNING 1
-), marked AS (
-    UPDATE state_changes_meta AS m
-    SET compacted_revision = greatest(m.compacted_revision, (SELECT cut.upto FROM cut))
-    RETURNING m.compacted_revision
-)
-SELECT
-    (SELECT count(*) FROM gone)::bigint AS deleted,
-    (SELECT marked.compacted_revision FROM marked)::bigint AS compacted
+SELECT r.deleted::bigint AS deleted, r.compacted::bigint AS compacted
+FROM state_changes_compact($1::bigint, $2::bigint, $3::bigint) AS r
 `
 
 type ChangesCompactToParams struct {
 	Revision  int64
+	Upto      int64
 	BatchSize int64
 }
 
@@ -93,132 +52,203 @@ type ChangesCompactToRow struct {
 	Compacted int64
 }
 
-// ChangesCompactTo deletes the log up to revision, at most batch_size
-// revisions past the current marker per call (so no call holds locks long),
-// and never past the newest revision: a marker ahead of the log would
-// swallow changes not yet written. Returns the rows deleted and the new
-// marker.
+// ChangesCompactTo deletes the log up to revision, never past upto (the
+// newest revision the store has settled) and at most batch_size revisions
+// past the current marker per call, so no call holds locks long; through
+// the owner's function (migration 010). Returns the rows deleted and the
+// new marker.
 func (q *Queries) ChangesCompactTo(ctx context.Context, db DBTX, arg ChangesCompactToParams) (ChangesCompactToRow, error) {
-	row := db.QueryRow(ctx, changesCompactTo, arg.Revision, arg.BatchSize)
+	row := db.QueryRow(ctx, changesCompactTo, arg.Revision, arg.Upto, arg.BatchSize)
 	var i ChangesCompactToRow
 	err := row.Scan(&i.Deleted, &i.Compacted)
 	return i, err
 }
 
-const changesFillGaps = `-- name: ChangesFillGaps :execrows
-INSERT INTO state_changes (revision, kind)
-SELECT g, 0
-FROM generate_series($1::bigint, $2::bigint) AS g
-WHERE $1::bigint > (SELECT m.compacted_revision FROM state_changes_meta AS m)
-ON CONFLICT (revision) DO NOTHING
+const changesHoldersLeft = `-- name: ChangesHoldersLeft :one
+SELECT count(*)::bigint AS remaining
+FROM pg_catalog.pg_locks AS k, state_changes_meta AS m
+WHERE k.locktype = 'advisory'
+    AND k.database = (SELECT d.oid FROM pg_catalog.pg_database AS d WHERE d.datname = current_database())
+    AND k.classid = 1885828980::oid
+    AND k.objid = m.lock_key::oid
+    AND k.objsubid = 2
+    AND k.virtualtransaction = ANY ($1::text[])
 `
 
-type ChangesFillGapsParams struct {
-	First int64
-	Last  int64
+// ChangesHoldersLeft counts which of the given transactions still hold the
+// writers' advisory lock.
+func (q *Queries) ChangesHoldersLeft(ctx context.Context, db DBTX, holders []string) (int64, error) {
+	row := db.QueryRow(ctx, changesHoldersLeft, holders)
+	var remaining int64
+	err := row.Scan(&remaining)
+	return remaining, err
 }
 
-// ChangesFillGaps puts a gap row at every revision of [first, last] that has
-// none. At a revision whose change row another transaction has inserted but
-// not committed, the insert waits for that transaction: a commit keeps its
-// row (nothing is inserted), a rollback leaves the gap row. Nothing is
-// inserted once first has been compacted, so a compacted stretch is never
-// mistaken for gaps.
-func (q *Queries) ChangesFillGaps(ctx context.Context, db DBTX, arg ChangesFillGapsParams) (int64, error) {
-	result, err := db.Exec(ctx, changesFillGaps, arg.First, arg.Last)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+const changesHorizon = `-- name: ChangesHorizon :one
+WITH seq AS MATERIALIZED (
+    SELECT coalesce(pg_catalog.pg_sequence_last_value('state_changes_revision_seq'::regclass), 0)::bigint AS last_taken
+)
+SELECT
+    seq.last_taken,
+    m.compacted_revision,
+    coalesce((
+        SELECT array_agg(k.virtualtransaction)
+        FROM pg_catalog.pg_locks AS k
+        WHERE k.locktype = 'advisory'
+            AND k.database = (SELECT d.oid FROM pg_catalog.pg_database AS d WHERE d.datname = current_database())
+            AND k.classid = 1885828980::oid
+            AND k.objid = m.lock_key::oid
+            AND k.objsubid = 2
+            AND k.pid IS DISTINCT FROM pg_catalog.pg_backend_pid()
+            AND seq.last_taken >= 0
+    ), '{}')::text[] AS holders
+FROM seq, state_changes_meta AS m
+`
+
+type ChangesHorizonRow struct {
+	LastTaken         int64
+	CompactedRevision int64
+	Holders           []string
 }
 
-const changesRead = `-- name: ChangesRead :one
+// ChangesHorizon is the first half of settling the log's holes (migration
+// 010): the last revision drawn from the sequence, then, in that order
+// (the subquery depends on it), the transactions that hold the writers'
+// advisory lock, except the caller's own (inside a transaction that has
+// written, the caller is one). Every revision up to last_taken not yet in
+// the log belongs to one of holders (or the caller), or never will be in
+// the log.
+func (q *Queries) ChangesHorizon(ctx context.Context, db DBTX) (ChangesHorizonRow, error) {
+	row := db.QueryRow(ctx, changesHorizon)
+	var i ChangesHorizonRow
+	err := row.Scan(&i.LastTaken, &i.CompactedRevision, &i.Holders)
+	return i, err
+}
+
+const changesLastTaken = `-- name: ChangesLastTaken :one
+SELECT coalesce(pg_catalog.pg_sequence_last_value('state_changes_revision_seq'::regclass), 0)::bigint AS last_taken
+`
+
+// ChangesLastTaken is the last revision drawn from the sequence: no watch
+// can start beyond it.
+func (q *Queries) ChangesLastTaken(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRow(ctx, changesLastTaken)
+	var last_taken int64
+	err := row.Scan(&last_taken)
+	return last_taken, err
+}
+
+const changesPage = `-- name: ChangesPage :many
 
 SELECT
     m.compacted_revision,
     m.enabled,
-    coalesce(p.revisions, '{}')::bigint[] AS revisions,
-    coalesce(p.kinds, '{}')::smallint[] AS kinds,
-    coalesce(p.versions, '{}')::bigint[] AS versions,
-    coalesce(p.changed_at, '{}')::timestamptz[] AS changed_at,
-    coalesce(p.keys, '{}')::bytea[] AS keys,
-    coalesce(p.vals, '{}')::bytea[] AS vals
+    coalesce(p.revision, 0)::bigint AS revision,
+    coalesce(p.kind, 0)::smallint AS kind,
+    coalesce(p.version, 0)::bigint AS version,
+    coalesce(p.changed_at, 'epoch')::timestamptz AS changed_at,
+    p.expires_at,
+    coalesce(p.key, ''::bytea)::bytea AS key,
+    p.value::bytea AS value,
+    coalesce(p.fetched, 0)::bigint AS fetched
 FROM state_changes_meta AS m
-CROSS JOIN LATERAL (
+LEFT JOIN LATERAL (
     SELECT
-        array_agg(s.revision ORDER BY s.revision) AS revisions,
-        array_agg(s.kind ORDER BY s.revision) AS kinds,
-        array_agg(s.version ORDER BY s.revision) AS versions,
-        array_agg(s.changed_at ORDER BY s.revision) AS changed_at,
-        array_agg(CASE WHEN s.matched THEN s.key END ORDER BY s.revision) AS keys,
-        array_agg(CASE WHEN s.matched AND $1::boolean THEN s.value END ORDER BY s.revision) AS vals
+        w.revision,
+        w.kind,
+        w.version,
+        w.changed_at,
+        w.expires_at,
+        w.key,
+        CASE WHEN $1::boolean AND w.kind = 1 THEN w.value END AS value,
+        w.fetched
     FROM (
         SELECT
-            c.revision,
-            c.kind,
-            c.version,
-            c.changed_at,
-            c.key,
-            c.value,
-            (c.kind <> 0
-                AND c.key >= $2
-                AND ($3::bytea IS NULL OR c.key < $3)) AS matched
-        FROM state_changes AS c
-        WHERE c.revision > $4
-        ORDER BY c.revision
-        LIMIT $5
-    ) AS s
-) AS p
+            c.revision, c.kind, c.version, c.changed_at, c.expires_at, c.key, c.value,
+            count(*) OVER () AS fetched,
+            sum(CASE WHEN $1::boolean AND c.kind = 1 THEN coalesce(octet_length(c.value), 0) ELSE 0 END)
+                OVER (ORDER BY c.revision) AS bytes_through
+        FROM (
+            SELECT c.revision, c.kind, c.version, c.changed_at, c.expires_at, c.key, c.value
+            FROM state_changes AS c
+            WHERE c.revision > $2
+            ORDER BY c.revision
+            LIMIT $3
+        ) AS c
+    ) AS w
+    -- The first change always passes: nothing comes before it.
+    WHERE w.bytes_through - (CASE WHEN $1::boolean AND w.kind = 1 THEN coalesce(octet_length(w.value), 0) ELSE 0 END) < $4::bigint
+) AS p ON true
+ORDER BY p.revision
 `
 
-type ChangesReadParams struct {
+type ChangesPageParams struct {
 	WithValues bool
-	Lower      []byte
-	Upper      []byte
 	After      int64
 	PageSize   int32
+	MaxBytes   int64
 }
 
-type ChangesReadRow struct {
+type ChangesPageRow struct {
 	CompactedRevision int64
 	Enabled           bool
-	Revisions         []int64
-	Kinds             []int16
-	Versions          []int64
-	ChangedAt         []time.Time
-	Keys              [][]byte
-	Vals              [][]byte
+	Revision          int64
+	Kind              int16
+	Version           int64
+	ChangedAt         time.Time
+	ExpiresAt         *time.Time
+	Key               []byte
+	Value             []byte
+	Fetched           int64
 }
 
-// The change feed (migration 007). Kinds: 0 gap, 1 put, 2 delete, 3 expire.
-// ChangesRead reads one page of the log after a revision, with the feed's
-// state read in the same snapshot: a watcher must see the compaction marker
-// together with the rows, or it could take a compacted stretch for a hole.
-// Every revision of the page is returned, so the watcher can tell a hole
-// from a change outside its prefix; the key and value only of the changes
-// in [lower, upper) (upper NULL: no bound), the value only on request. The
-// page is one range scan of the primary key. One row, columns as parallel
-// arrays in revision order.
-func (q *Queries) ChangesRead(ctx context.Context, db DBTX, arg ChangesReadParams) (ChangesReadRow, error) {
-	row := db.QueryRow(ctx, changesRead,
+// The change feed (migrations 007 and 010). Kinds: 1 put, 2 delete, 3 expire;
+// 0 a gap row left by releases before 010.
+// ChangesPage reads the log after a revision: at most page_size changes,
+// and no more values than max_bytes in all (always at least one change), in
+// revision order, with the feed's state read in the same snapshot: a reader
+// must see the compaction marker together with the rows, or it could take a
+// compacted stretch for a hole. One row per change, so a page is bounded in
+// bytes, not by PostgreSQL's 1 GB limit on a single value; the state is
+// joined to every row, and an empty page is one row whose change columns
+// are NULL (revision 0 here). Values only on request (the CASE leaves an unread value
+// untouched in TOAST). fetched is how many changes the page read before
+// the byte bound: more than it returns means the page was cut. Gap rows (kind 0, written before migration 010) are
+// returned like any row, so the reader can move past them.
+func (q *Queries) ChangesPage(ctx context.Context, db DBTX, arg ChangesPageParams) ([]ChangesPageRow, error) {
+	rows, err := db.Query(ctx, changesPage,
 		arg.WithValues,
-		arg.Lower,
-		arg.Upper,
 		arg.After,
 		arg.PageSize,
+		arg.MaxBytes,
 	)
-	var i ChangesReadRow
-	err := row.Scan(
-		&i.CompactedRevision,
-		&i.Enabled,
-		&i.Revisions,
-		&i.Kinds,
-		&i.Versions,
-		&i.ChangedAt,
-		&i.Keys,
-		&i.Vals,
-	)
-	return i, err
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ChangesPageRow{}
+	for rows.Next() {
+		var i ChangesPageRow
+		if err := rows.Scan(
+			&i.CompactedRevision,
+			&i.Enabled,
+			&i.Revision,
+			&i.Kind,
+			&i.Version,
+			&i.ChangedAt,
+			&i.ExpiresAt,
+			&i.Key,
+			&i.Value,
+			&i.Fetched,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const changesRevision = `-- name: ChangesRevision :one

@@ -19,11 +19,13 @@ type StateChange struct {
 	Version int64
 	// Start time of the writing transaction (its now()).
 	ChangedAt time.Time
-	// 1 put, 2 delete, 3 expire (an expired row removed), 0 gap (a revision no write committed).
+	// 1 put, 2 delete, 3 expire (an expired row removed); 0 a gap row written by releases before migration 010 (never delivered).
 	Kind int16
 	Key  []byte
 	// The value written by a put; NULL otherwise.
 	Value []byte
+	// The expiry of the entry a put wrote; NULL when none (or for other kinds).
+	ExpiresAt *time.Time
 }
 
 // pgstate change feed state: a single row.
@@ -32,6 +34,8 @@ type StateChangesMetum struct {
 	CompactedRevision int64
 	// False while the feed is switched off (state_changes_set_enabled).
 	Enabled bool
+	// Second key of the advisory lock (1885828980, lock_key) every writer of the log holds in shared mode while it draws revisions.
+	LockKey int32
 }
 
 // pgstate checkpoints: one row per snapshot of state_entries.

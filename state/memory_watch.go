@@ -31,7 +31,7 @@ func newMemFeed() *memFeed { return &memFeed{wake: make(chan struct{})} }
 // txFeed returns the feed a transaction records into.
 func (f *memFeed) txFeed() *memFeed { return &memFeed{buffered: true} }
 
-func (f *memFeed) record(kind EventKind, key string, version int64, value []byte, now time.Time) {
+func (f *memFeed) record(kind EventKind, key string, version int64, value []byte, expiresAt time.Time, now time.Time) {
 	if f == nil {
 		return
 	}
@@ -40,6 +40,7 @@ func (f *memFeed) record(kind EventKind, key string, version int64, value []byte
 	ev := Event{Kind: kind, Key: []byte(key), Version: version, Time: now}
 	if kind == EventPut {
 		ev.Value = bytes.Clone(nonNil(value))
+		ev.ExpiresAt = expiresAt
 	}
 	f.appendLocked(ev)
 }
@@ -82,7 +83,7 @@ func (f *memFeed) close() {
 
 // logPut records the write of e under k; callers hold the write lock.
 func (m *Memory) logPut(k string, e memEntry, now time.Time) {
-	m.feed.record(EventPut, k, e.version, e.value, now)
+	m.feed.record(EventPut, k, e.version, e.value, e.expiresAt, now)
 }
 
 // logRemove records the removal of k's row, if there is one, as Postgres's
@@ -97,7 +98,7 @@ func (m *Memory) logRemove(k string, now time.Time) {
 	if !e.live(now) {
 		kind = EventExpire
 	}
-	m.feed.record(kind, k, e.version, nil, now)
+	m.feed.record(kind, k, e.version, nil, time.Time{}, now)
 }
 
 // Revision implements Watcher.
@@ -153,10 +154,15 @@ func (m *Memory) Watch(ctx context.Context, prefix []byte, opts ...WatchOption) 
 		f := m.feed
 		f.mu.Lock()
 		cursor := f.revision
-		f.mu.Unlock()
 		if o.from > 0 {
+			if o.from-1 > cursor {
+				f.mu.Unlock()
+				yield(Event{}, memFail("watch", &CompactedError{Requested: o.from, Compacted: cursor, ahead: true}))
+				return
+			}
 			cursor = o.from - 1
 		}
+		f.mu.Unlock()
 		for ctx.Err() == nil {
 			f.mu.Lock()
 			if f.closed {

@@ -32,6 +32,7 @@ type Postgres struct {
 	borrowed  bool            // the pool is the application's (OpenPool): Close leaves it open
 	settings  sessionSettings // behind a transaction pooler, see pooler.go
 	replicas  *replicaSet     // nil without Config.Replicas
+	feed      feedState       // the change feed's readers (feed_hub.go)
 
 	// copySkips counts down the large batches that go straight to the
 	// upsert because a recent COPY met existing keys (batch.go).
@@ -143,6 +144,7 @@ func (p *Postgres) Close() {
 				p.cleaner.stop()
 			}
 			p.replicas.close()
+			p.closeFeed()
 			if !p.borrowed {
 				p.pool.Close()
 			}

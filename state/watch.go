@@ -7,8 +7,6 @@ import (
 	"iter"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/pgstate/pgstate/gen"
 )
 
@@ -62,6 +60,10 @@ type Event struct {
 	// Time is when the writing transaction started, by the database's
 	// clock (Postgres), or the write's time (Memory).
 	Time time.Time
+	// ExpiresAt is the expiry a put gave the entry, zero when it has none
+	// (and for deletes and expiries), as in Entry: a copy of the store
+	// built from the feed knows when each of its entries expires.
+	ExpiresAt time.Time
 }
 
 // Watcher is a store with a change feed: both Postgres and Memory
@@ -93,11 +95,17 @@ type CompactedError struct {
 	// Requested is the first revision the watch needed.
 	Requested int64
 	// Compacted is the newest revision that is gone: a new watch can start
-	// at Compacted+1, after reading the current state afresh.
+	// at Compacted+1, after reading the current state afresh. For a
+	// Requested beyond every revision the store has handed out (a cursor
+	// from another history), it is the store's newest revision.
 	Compacted int64
+	ahead     bool
 }
 
 func (e *CompactedError) Error() string {
+	if e.ahead {
+		return fmt.Sprintf("%v: revision %d is needed, but the store has handed out revisions only up to %d: the cursor belongs to another history (a restored backup or a failover that lost writes)", ErrCompacted, e.Requested, e.Compacted)
+	}
 	return fmt.Sprintf("%v: revision %d is needed, the log is compacted up to %d", ErrCompacted, e.Requested, e.Compacted)
 }
 
@@ -157,263 +165,140 @@ func collectWatchOptions(opts []WatchOption) (watchOptions, error) {
 
 // Event kinds as stored in state_changes.kind.
 const (
-	changeGap    = 0
+	changeGap    = 0 // written by releases before migration 010
 	changePut    = 1
 	changeDelete = 2
 	changeExpire = 3
 )
 
-const (
-	// watchPageSize is how many revisions one read of the log returns.
-	watchPageSize = 1000
-	// watchGapGrace is how long a hole in the log may last before the
-	// watcher resolves it with a gap row. Holes left by writers that have
-	// not committed yet close by themselves within milliseconds; waiting
-	// first keeps gap rows (and their writes) for rollbacks and long
-	// transactions.
-	watchGapGrace = 100 * time.Millisecond
-	// watchGapWait bounds one attempt to fill a hole, which waits for the
-	// transaction holding the revision: a transaction that stays open
-	// longer is waited for again after the next read.
-	watchGapWait = 2 * time.Second
-	// watchMaxBackoff caps the delay between reads while the database is
-	// unreachable.
-	watchMaxBackoff = time.Second
-	// compactBatch is the most revisions one compaction statement removes.
-	compactBatch = 10000
-)
+// compactBatch is the most revisions one compaction statement removes.
+const compactBatch = 10000
 
-// Revision implements Watcher.
+// Revision implements Watcher. It is a safe point to resume from: every
+// change with a revision up to it has committed or never will, so a watch
+// from Revision()+1 delivers every change committed after the call,
+// including those of writes in flight during it. To be sure of that,
+// Revision waits for the transactions writing the store when it is called
+// (not for those that start later, nor for anyone else's), within
+// QueryTimeout; inside Transact it does not wait for the transaction
+// itself.
 func (p *Postgres) Revision(ctx context.Context) (int64, error) {
 	if err := p.usable(); err != nil {
 		return 0, p.fail(ctx, "revision", err)
 	}
-	rev, err := query(ctx, p, idempotent, p.q.ChangesRevision)
+	rev, err := p.settledRevision(ctx)
 	if err != nil {
 		return 0, p.fail(ctx, "revision", err)
 	}
 	return rev, nil
 }
 
-// Watch implements Watcher. It reads the change log (migration 007) in
-// revision order and delivers the unbroken run of changes after its cursor.
-// A revision that is missing from the log (taken by a transaction that has
-// not committed yet, or lost to a rollback or a crash) holds the watch back:
-// after 100 ms the watch inserts a gap row there, which waits for a
-// transaction still holding the revision and then either finds its change
-// (committed) or leaves the gap row (rolled back). So no event is skipped
-// because a later revision committed first, and none is delivered twice.
+// settledRevision returns the newest revision up to which every revision
+// is in the log or never will be: the sequence's position once the
+// writers that held the feed's lock at that moment have ended.
+func (p *Postgres) settledRevision(ctx context.Context) (int64, error) {
+	h, err := query(ctx, p, idempotent, p.q.ChangesHorizon)
+	if err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(p.cfg.QueryTimeout)
+	for holders := h.Holders; len(holders) > 0; {
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%w: waiting for %d transactions writing the store to end", p.spent(), len(holders))
+		}
+		if !sleepCtx(ctx, settlePoll) {
+			return 0, ctx.Err()
+		}
+		left, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) (int64, error) {
+			return p.q.ChangesHoldersLeft(ctx, db, holders)
+		})
+		if err != nil {
+			return 0, err
+		}
+		if left == 0 {
+			break
+		}
+	}
+	return max(h.LastTaken, h.CompactedRevision), nil
+}
+
+// Watch implements Watcher: the change log (migrations 007 and 010) read in
+// revision order by the store's shared reader, feed.go. A revision missing
+// from the log (taken by a writer that has not committed yet, or lost to a
+// rollback or a crash) holds the watch back until the writers that may hold
+// it have ended; so no change is skipped because a later revision committed
+// first, none is delivered twice, and nothing is written to find out.
 //
-// The cursor lives in the watch, not in a connection: a killed connection
-// or a restarting server only delays the watch, which retries (backing off
-// up to a second) until ctx ends. The watch reads through the store's pool,
-// one page of up to 1000 revisions at a time, and sleeps PollInterval when
-// it has caught up; it does not use LISTEN/NOTIFY, whose commit-time lock
-// would serialize every writer of the database.
+// All the watches of a store in one process share one reader (one for the
+// watches with values, one for those without), which reads through the
+// feed's own two connections, not the store's pool, one page of up to 1000
+// changes and 16 MiB of values at a time, and sleeps PollInterval when it
+// has caught up; it does not use LISTEN/NOTIFY, whose commit-time lock would
+// serialize every writer of the database. A watch whose consumer falls far
+// behind reads the log itself until it has caught up. The cursor lives in
+// the watch, not in a connection: a killed connection or a restarting
+// server only delays a watch, which retries (backing off up to a second)
+// until ctx ends.
 //
-// Without FromRevision it starts after the current revision; a write that
-// took an older revision and commits after the watch started is then not
-// delivered. To see every change after a point, start from a revision
-// (Revision()+1 read before the point, or an event's Revision+1).
+// Without FromRevision it starts after the current revision (Revision). A
+// FromRevision beyond the newest revision the store has handed out is a
+// cursor from another history (a restored backup, a failover that lost
+// writes): the watch fails with ErrCompacted. Events of one store are
+// shared by its watches: do not modify their Key or Value.
 func (p *Postgres) Watch(ctx context.Context, prefix []byte, opts ...WatchOption) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
 		o, err := collectWatchOptions(opts)
 		if err == nil {
 			err = p.usable()
 		}
-		if err != nil {
-			yield(Event{}, p.fail(ctx, "watch", err))
-			return
+		if err == nil {
+			o.from, err = p.watchStart(ctx, o.from)
 		}
-		w := &pgWatch{p: p, o: o, lower: nonNil(prefix), upper: PrefixEnd(prefix)}
-		if o.from > 0 {
-			w.cursor = o.from - 1
-		} else if w.cursor, err = retryRead(ctx, w, func() (int64, error) { return query(ctx, p, idempotent, p.q.ChangesRevision) }); err != nil {
-			if ctx.Err() == nil {
-				yield(Event{}, p.fail(ctx, "watch", err))
-			}
-			return
+		if err == nil {
+			err = newFeedSub(prefix, o.from-1, o.poll).run(ctx, p.hub(o.values), yield)
 		}
-		err = w.run(ctx, yield)
 		if err != nil && !errors.Is(err, errStopped) && ctx.Err() == nil {
 			yield(Event{}, p.fail(ctx, "watch", err))
 		}
 	}
 }
 
-// pgWatch is the state of one Postgres watch.
-type pgWatch struct {
-	p            *Postgres
-	o            watchOptions
-	lower, upper []byte
-	cursor       int64 // every revision up to here is delivered or skipped
-
-	holeAt    int64 // first revision of the hole being waited for, 0 if none
-	holeSince time.Time
-	failures  int // consecutive failed reads
+// watchStart returns the first revision a watch delivers: from, or after
+// the current revision when from is 0. A from beyond every revision handed
+// out is refused.
+func (p *Postgres) watchStart(ctx context.Context, from int64) (int64, error) {
+	if from == 0 {
+		rev, err := p.settledRevision(ctx)
+		return rev + 1, err
+	}
+	last, err := query(ctx, p, idempotent, p.q.ChangesLastTaken)
+	if err != nil {
+		return 0, err
+	}
+	if from-1 > last {
+		return 0, &CompactedError{Requested: from, Compacted: last, ahead: true}
+	}
+	return from, nil
 }
 
-// errStopped ends run when the consumer breaks out of the loop.
+// errStopped ends a watch when the consumer breaks out of the loop.
 var errStopped = errors.New("watch stopped")
-
-// run delivers events until ctx ends, the consumer stops, or a failure that
-// waiting cannot cure.
-func (w *pgWatch) run(ctx context.Context, yield func(Event, error) bool) error {
-	for {
-		page, err := retryRead(ctx, w, func() (gen.ChangesReadRow, error) {
-			return query(ctx, w.p, idempotent, func(ctx context.Context, db gen.DBTX) (gen.ChangesReadRow, error) {
-				return w.p.q.ChangesRead(ctx, db, gen.ChangesReadParams{
-					WithValues: w.o.values,
-					Lower:      w.lower,
-					Upper:      w.upper,
-					After:      w.cursor,
-					PageSize:   watchPageSize,
-				})
-			})
-		})
-		if err != nil {
-			return err
-		}
-		if !page.Enabled {
-			return ErrChangeFeedOff
-		}
-		if w.cursor < page.CompactedRevision {
-			return &CompactedError{Requested: w.cursor + 1, Compacted: page.CompactedRevision}
-		}
-		hole, err := w.deliver(page, yield)
-		if err != nil {
-			return err
-		}
-		wait := w.o.poll
-		switch {
-		case hole > 0:
-			wait, err = w.resolve(ctx, hole)
-			if err != nil {
-				return err
-			}
-		case len(page.Revisions) == watchPageSize:
-			wait = 0
-		}
-		if wait > 0 {
-			if !sleepCtx(ctx, wait) {
-				return nil
-			}
-		} else if ctx.Err() != nil {
-			return nil
-		}
-	}
-}
-
-// deliver yields the unbroken run of changes after the cursor and returns
-// the revision that follows the first hole, 0 if there is none.
-func (w *pgWatch) deliver(page gen.ChangesReadRow, yield func(Event, error) bool) (int64, error) {
-	for i, rev := range page.Revisions {
-		if rev != w.cursor+1 {
-			return rev, nil
-		}
-		w.cursor = rev
-		w.holeAt = 0
-		kind := page.Kinds[i]
-		if kind == changeGap || page.Keys[i] == nil {
-			continue
-		}
-		ev := Event{
-			Kind:     EventKind(kind),
-			Key:      page.Keys[i],
-			Revision: rev,
-			Version:  page.Versions[i],
-			Time:     page.ChangedAt[i],
-		}
-		if w.o.values && kind == changePut {
-			ev.Value = nonNil(page.Vals[i])
-		}
-		if !yield(ev, nil) {
-			return 0, errStopped
-		}
-	}
-	return 0, nil
-}
-
-// resolve deals with a hole from the cursor up to next: it waits for the
-// hole to close by itself for watchGapGrace, then fills it. It returns how
-// long to wait before the next read.
-func (w *pgWatch) resolve(ctx context.Context, next int64) (time.Duration, error) {
-	first := w.cursor + 1
-	if w.holeAt != first {
-		w.holeAt, w.holeSince = first, time.Now()
-	}
-	if left := watchGapGrace - time.Since(w.holeSince); left > 0 {
-		// The writer holding the revision usually commits within
-		// milliseconds: look again soon.
-		return min(w.o.poll, left), nil
-	}
-	fillCtx, cancel := context.WithTimeout(ctx, watchGapWait)
-	defer cancel()
-	_, err := query(fillCtx, w.p, idempotent, func(ctx context.Context, db gen.DBTX) (int64, error) {
-		return w.p.q.ChangesFillGaps(ctx, db, gen.ChangesFillGapsParams{First: first, Last: next - 1})
-	})
-	switch {
-	case err == nil, ctx.Err() != nil:
-		return 0, nil
-	case errors.Is(err, context.DeadlineExceeded):
-		// Still held by an open transaction: read again and wait again.
-		return 0, nil
-	case w.transient(err):
-		return w.backoff(), nil
-	}
-	return 0, err
-}
-
-// retryRead runs read until it succeeds, ctx ends, or it fails in a way that
-// waiting cannot cure: the database being unreachable, the connection
-// killed or the server restarting only delay a watch.
-func retryRead[T any](ctx context.Context, w *pgWatch, read func() (T, error)) (T, error) {
-	for {
-		v, err := read()
-		if err == nil {
-			w.failures = 0
-			return v, nil
-		}
-		if ctx.Err() != nil || !w.transient(err) {
-			return v, err
-		}
-		if !sleepCtx(ctx, w.backoff()) {
-			return v, ctx.Err()
-		}
-	}
-}
-
-// transient reports a failed read that the watch waits out: besides what
-// every idempotent statement retries, a statement cancelled although the
-// watch's own context has not ended (by the server's statement_timeout, or a
-// cancel request meant for someone else's statement): the watch resumes by
-// itself from its cursor. The callers return first when ctx has ended.
-func (w *pgWatch) transient(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "57014" { // query_canceled
-		return true
-	}
-	return lostConnection(err) || transient(err, idempotent) || errors.Is(err, ErrUnavailable)
-}
-
-// backoff returns the next delay after a failure: doubling from
-// RetryBackoff (or the poll interval) up to watchMaxBackoff.
-func (w *pgWatch) backoff() time.Duration {
-	base := max(w.p.cfg.RetryBackoff, w.o.poll)
-	d := base << min(w.failures, 16)
-	w.failures++
-	return min(d, watchMaxBackoff)
-}
 
 // CompactChanges implements Watcher.
 func (p *Postgres) CompactChanges(ctx context.Context, revision int64) (int64, error) {
 	if err := p.usable(); err != nil {
 		return 0, p.fail(ctx, "compact changes", err)
 	}
+	// Never past the settled revision: the marker must stay a safe point
+	// to resume from (CompactedError.Compacted).
+	upto, err := p.settledRevision(ctx)
+	if err != nil {
+		return 0, p.fail(ctx, "compact changes", err)
+	}
 	var total int64
 	for prev := int64(-1); ; {
 		r, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) (gen.ChangesCompactToRow, error) {
-			return p.q.ChangesCompactTo(ctx, db, gen.ChangesCompactToParams{Revision: revision, BatchSize: compactBatch})
+			return p.q.ChangesCompactTo(ctx, db, gen.ChangesCompactToParams{Revision: revision, Upto: upto, BatchSize: compactBatch})
 		})
 		if err != nil {
 			return total, p.fail(ctx, "compact changes", err)
@@ -421,7 +306,7 @@ func (p *Postgres) CompactChanges(ctx context.Context, revision int64) (int64, e
 		total += r.Deleted
 		// Done at the target, or where the log ends (the marker stops
 		// moving).
-		if r.Compacted >= revision || r.Compacted == prev {
+		if r.Compacted >= min(revision, upto) || r.Compacted == prev {
 			return total, nil
 		}
 		prev = r.Compacted
@@ -477,9 +362,14 @@ func (p *Postgres) compactChangesRound(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.QueryTimeout)
 	defer cancel()
 	micros := int64(p.cfg.ChangeRetention / time.Microsecond)
+	upto, err := p.settledRevision(ctx)
+	if err != nil {
+		p.stats.errors.Add(1)
+		return
+	}
 	for {
 		r, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) (gen.ChangesCompactBeforeRow, error) {
-			return p.q.ChangesCompactBefore(ctx, db, gen.ChangesCompactBeforeParams{RetentionMicros: micros, BatchSize: compactBatch})
+			return p.q.ChangesCompactBefore(ctx, db, gen.ChangesCompactBeforeParams{RetentionMicros: micros, Upto: upto, BatchSize: compactBatch})
 		})
 		if err != nil {
 			p.stats.errors.Add(1)

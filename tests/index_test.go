@@ -139,9 +139,9 @@ func TestIndexesServeTheirQueries(t *testing.T) {
 			"uuid", "'" + ids[0].String() + "'", "state_checkpoints_pkey", true},
 		{"ListCheckpoints", generatedSQL(func(q *gen.Queries, db gen.DBTX) { q.CheckpointsList(ctx, db) }),
 			"", "", "state_checkpoints_created_at_idx", true},
-		{"ChangesRead", generatedSQL(func(q *gen.Queries, db gen.DBTX) {
-			q.ChangesRead(ctx, db, gen.ChangesReadParams{})
-		}), "bool, bytea, bytea, int8, int4", `true, '\x6b3a', NULL, 100, 1000`, "state_changes_pkey", false},
+		{"ChangesPage", generatedSQL(func(q *gen.Queries, db gen.DBTX) {
+			q.ChangesPage(ctx, db, gen.ChangesPageParams{})
+		}), "bool, int8, int4, int8", `true, 100, 1000, 16777216`, "state_changes_pkey", false},
 		{"FindCheckpointByID", generatedSQL(func(q *gen.Queries, db gen.DBTX) { q.CheckpointGet(ctx, db, ids[0]) }),
 			"uuid", "'" + ids[0].String() + "'", "state_checkpoints_pkey", true},
 		{"FindCheckpointByName", generatedSQL(func(q *gen.Queries, db gen.DBTX) { q.CheckpointGetByName(ctx, db, "") }),

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -171,8 +172,17 @@ func TestLeastPrivilege(t *testing.T) {
 			"DROP TABLE pgstate_schema_version",
 			"DROP SCHEMA " + name + " CASCADE",
 			"CALL state_cleanup_expired()",
+			// The change feed: no forged, erased or hidden events, no
+			// moved marker, no switch (issue 19).
+			"INSERT INTO state_changes (kind, key, version) VALUES (1, 'forged', 1)",
+			"DELETE FROM state_changes",
+			"UPDATE state_changes SET key = 'other'",
+			"UPDATE state_changes_meta SET compacted_revision = 9223372036854775807",
+			"UPDATE state_changes_meta SET enabled = false",
+			"SELECT state_changes_set_enabled(false)",
+			"SELECT nextval('state_changes_revision_seq')",
 		} {
-			t.Run(strings.Fields(stmt)[0]+"_"+strings.Fields(stmt)[1], func(t *testing.T) {
+			t.Run(strings.Join(strings.Fields(stmt)[:min(3, len(strings.Fields(stmt)))], "_"), func(t *testing.T) {
 				_, err := app.Pool().Exec(ctx, stmt)
 				var pgErr *pgconn.PgError
 				if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
@@ -219,6 +229,10 @@ func TestLeastPrivilege(t *testing.T) {
 				onOwnersCheckpoint(func(s *state.Postgres, id uuid.UUID) error { return s.DeleteCheckpoint(ctx, id) })},
 			{"CheckpointEntriesInsert", "REVOKE INSERT ON %s.state_checkpoint_entries FROM " + e.app, func(s, _ *state.Postgres) error { _, err := s.CreateCheckpoint(ctx); return err }},
 			{"CheckpointEntriesSelect", "REVOKE SELECT ON %s.state_checkpoint_entries FROM " + e.app, restore},
+			{"ChangesSelect", "REVOKE SELECT ON %s.state_changes FROM " + e.app, func(s, _ *state.Postgres) error { return firstWatchError(ctx, s) }},
+			{"ChangesMetaSelect", "REVOKE SELECT ON %s.state_changes_meta FROM " + e.app, func(s, _ *state.Postgres) error { _, err := s.Revision(ctx); return err }},
+			{"RevisionSequenceSelect", "REVOKE SELECT ON SEQUENCE %s.state_changes_revision_seq FROM " + e.app, func(s, _ *state.Postgres) error { _, err := s.Revision(ctx); return err }},
+			{"CompactExecute", "REVOKE EXECUTE ON FUNCTION %s.state_changes_compact(bigint, bigint, bigint) FROM " + e.app, func(s, _ *state.Postgres) error { _, err := s.CompactChanges(ctx, 1); return err }},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
@@ -247,4 +261,14 @@ func TestLeastPrivilege(t *testing.T) {
 			})
 		}
 	})
+}
+
+// firstWatchError returns the error a watch from revision 1 ends with.
+func firstWatchError(ctx context.Context, s *state.Postgres) error {
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, err := range s.Watch(c, nil, state.FromRevision(1)) {
+		return err
+	}
+	return c.Err()
 }

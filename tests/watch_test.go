@@ -73,8 +73,8 @@ func nextErr(t *testing.T, items <-chan watchItem, limit time.Duration) error {
 
 // TestWatchGap is the gap problem of sequence-based logs: writer A takes its
 // revision first and commits after writer B. The watch must not move past
-// A's revision while A is open (its gap fill waits on A's row), and must
-// then deliver A's change (commit) or skip the revision (rollback).
+// A's revision while A is open (it waits for A's transaction to end), and
+// must then deliver A's change (commit) or skip the revision (rollback).
 func TestWatchGap(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -88,7 +88,6 @@ func TestWatchGap(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := testdb.Open(t, nil)
-			admin := testdb.Conn(t, s.Config().DSN)
 			from, err := s.Revision(bg)
 			if err != nil {
 				t.Fatal(err)
@@ -105,17 +104,14 @@ func TestWatchGap(t *testing.T) {
 				t.Fatal(err)
 			}
 			items := watchEvents(t, s, "gap/", state.FromRevision(from+1))
-			// The watch resolves the hole at A's revision with a gap row,
-			// whose insert waits for A's transaction.
-			waitFor(t, 30*time.Second, "the watch's gap fill to wait on A", func() bool {
-				return queryInt(t, admin, `SELECT count(*) FROM pg_stat_activity
-					WHERE datname = current_database() AND wait_event_type = 'Lock'
-						AND query LIKE '%ChangesFillGaps%'`) > 0
-			})
+			// The watch's reader reads B's change after the hole at A's
+			// revision many times over in half a second (it polls every
+			// 10 ms), finds A among the writers holding the feed's lock,
+			// and waits for it.
 			select {
 			case it := <-items:
 				t.Fatalf("delivered %+v (%v) while A's revision is in flight", it.ev, it.err)
-			default:
+			case <-time.After(500 * time.Millisecond):
 			}
 			want := []string{"gap/b"}
 			if tc.commit {
@@ -148,11 +144,10 @@ func TestWatchGap(t *testing.T) {
 	}
 }
 
-// TestWatchRevisionTakenByGapRow: a writer that stalls between taking its
-// revision and inserting its change row may find that a watch has filled
-// that revision with a gap row in the meantime. The trigger turns this into
-// a serialization failure, which the store retries with a new revision.
-func TestWatchRevisionTakenByGapRow(t *testing.T) {
+// TestWatchSkipsLegacyGapRows: releases before migration 010 wrote gap
+// rows (kind 0) where a revision had been lost; an upgraded store's log may
+// still hold some, and a watch moves past them without delivering them.
+func TestWatchSkipsLegacyGapRows(t *testing.T) {
 	t.Parallel()
 	s := testdb.Open(t, nil)
 	admin := testdb.Conn(t, s.Config().DSN)
@@ -160,28 +155,15 @@ func TestWatchRevisionTakenByGapRow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The writer's next revision, as a watch would fill it.
-	taken := queryInt(t, admin, `SELECT nextval('state_changes_revision_seq') + 1`)
-	if _, err := admin.Exec(bg, `INSERT INTO state_changes (revision, kind) VALUES ($1, 0)`, taken); err != nil {
+	if _, err := admin.Exec(bg, `INSERT INTO state_changes (kind) VALUES (0), (0)`); err != nil {
 		t.Fatal(err)
 	}
-	retries := s.Stats().Retries
 	if err := s.Put(bg, []byte("k"), []byte("v")); err != nil {
-		t.Fatalf("Put: %v", err)
-	}
-	if s.Stats().Retries == retries {
-		t.Fatal("the Put was not retried after its revision was taken")
+		t.Fatal(err)
 	}
 	items := watchEvents(t, s, "", state.FromRevision(from+1))
-	ev := next(t, items, 30*time.Second)
-	if string(ev.Key) != "k" || ev.Revision <= taken {
-		t.Fatalf("got %q at revision %d, want k after revision %d", ev.Key, ev.Revision, taken)
-	}
-	if err := s.Put(bg, []byte("k2"), []byte("v")); err != nil {
-		t.Fatal(err)
-	}
-	if ev := next(t, items, 30*time.Second); string(ev.Key) != "k2" {
-		t.Fatalf("then %q, want k2 (k exactly once)", ev.Key)
+	if ev := next(t, items, 30*time.Second); string(ev.Key) != "k" || ev.Revision != from+3 {
+		t.Fatalf("got %q at revision %d, want k at %d, after two gap rows", ev.Key, ev.Revision, from+3)
 	}
 }
 

@@ -26,6 +26,8 @@ var watchTests = []storeTest{
 	{"WatchTransactions", testWatchTransactions},
 	{"WatchRestoreCheckpoint", testWatchRestoreCheckpoint},
 	{"WatchInvalidOptions", testWatchInvalidOptions},
+	{"WatchFromAhead", testWatchFromAhead},
+	{"WatchEventExpiry", testWatchEventExpiry},
 }
 
 // watchDeadline bounds every wait for events: generous, for a loaded
@@ -520,4 +522,56 @@ func testWatchInvalidOptions(t *testing.T, s state.Store) {
 			t.Fatalf("cancelled watch delivered %v, %v", changes([]state.Event{ev}), err)
 		}
 	})
+}
+
+// testWatchFromAhead: a cursor beyond every revision the store has handed
+// out belongs to another history (a restored backup, a failover that lost
+// writes): the watch says so with ErrCompacted instead of waiting in
+// silence for revisions that will mean other writes. The next revision is
+// a cursor like any other.
+func testWatchFromAhead(t *testing.T, s state.Store) {
+	w := watcher(t, s)
+	mustPut(t, s, "a/1", "x")
+	rev := mustRevision(t, w)
+	c, cancel := context.WithTimeout(ctx(), watchDeadline)
+	defer cancel()
+	for ev, err := range w.Watch(c, nil, state.FromRevision(rev+100)) {
+		var ce *state.CompactedError
+		if !errors.As(err, &ce) || !errors.Is(err, state.ErrCompacted) {
+			t.Fatalf("Watch from %d with the store at %d: event %v, error %v; want ErrCompacted", rev+100, rev, changes([]state.Event{ev}), err)
+		}
+		if ce.Requested != rev+100 || ce.Compacted < rev {
+			t.Fatalf("CompactedError %+v, want Requested %d and Compacted at least %d", ce, rev+100, rev)
+		}
+		break
+	}
+	mustPut(t, s, "a/2", "x")
+	if got := collect(t, w, "a/", 1, state.FromRevision(rev+1)); string(got[0].Key) != "a/2" {
+		t.Fatalf("from the next revision: %v, want a/2", changes(got))
+	}
+}
+
+// testWatchEventExpiry: a put event carries the expiry the entry got, the
+// same as GetEntry reports; a put without a TTL and a delete carry none.
+func testWatchEventExpiry(t *testing.T, s state.Store) {
+	w := watcher(t, s)
+	from := mustRevision(t, w) + 1
+	if err := s.PutWithTTL(ctx(), []byte("x/ttl"), []byte("v"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	e, found, err := s.GetEntry(ctx(), []byte("x/ttl"))
+	if err != nil || !found || e.ExpiresAt.IsZero() {
+		t.Fatalf("GetEntry = %+v, %v, %v; want an entry that expires", e, found, err)
+	}
+	mustPut(t, s, "x/plain", "v")
+	if err := s.Delete(ctx(), []byte("x/ttl")); err != nil {
+		t.Fatal(err)
+	}
+	evs := collect(t, w, "x/", 3, state.FromRevision(from))
+	if !evs[0].ExpiresAt.Equal(e.ExpiresAt) {
+		t.Fatalf("put with a TTL: event ExpiresAt %v, entry's %v", evs[0].ExpiresAt, e.ExpiresAt)
+	}
+	if !evs[1].ExpiresAt.IsZero() || !evs[2].ExpiresAt.IsZero() {
+		t.Fatalf("put without a TTL, delete: ExpiresAt %v, %v; want zero", evs[1].ExpiresAt, evs[2].ExpiresAt)
+	}
 }

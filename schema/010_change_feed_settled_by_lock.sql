@@ -1,0 +1,221 @@
+-- The change feed without gap rows (docs/change-feed.md).
+--
+-- Revisions still come from state_changes_revision_seq, taken while the
+-- writer holds its rows' locks, so the changes of one key are in revision
+-- order; they still commit in another order, so a reader meets revisions
+-- that are missing from the log: taken by a writer that has not committed
+-- yet, or lost to a rollback or a crash. Until now a reader resolved such a
+-- hole by writing a gap row there, which waited for the holder, could abort
+-- a slow writer, cancelled its own statement after 2 s and never finished a
+-- large hole. Now a reader settles holes without writing anything:
+--
+-- * every transaction that writes the log first takes a shared
+--   transaction-level advisory lock, (feed_lock_class, lock_key), and only
+--   then draws its revisions;
+-- * a reader reads the sequence's last value L, and then which transactions
+--   hold that lock (pg_locks): every revision up to L was drawn by one of
+--   them or by a transaction that has ended;
+-- * once those transactions have ended, every revision up to L that is not
+--   in the log never will be, so the reader skips it.
+--
+-- Shared locks never wait for each other, so writers do not contend; a
+-- writer that stays open delays delivery after its revision only until it
+-- ends. Transactions of other databases and of other stores (another lock
+-- key) are never waited for.
+--
+-- The trigger functions become SECURITY DEFINER, owned by the owner, so the
+-- application role needs no write privilege on the log or its state: it can
+-- only make real writes, which the triggers log. Every name in them is
+-- qualified (tables with the store's schema, written in when the migration
+-- runs; functions and operators with pg_catalog), so the caller's
+-- search_path cannot make them run anything else, and no per-call SET
+-- clause costs the write anything. Put events carry the entry's expiry.
+
+ALTER TABLE state_changes ADD COLUMN expires_at TIMESTAMPTZ NULL;
+
+COMMENT ON COLUMN state_changes.expires_at IS 'The expiry of the entry a put wrote; NULL when none (or for other kinds).';
+COMMENT ON COLUMN state_changes.kind IS '1 put, 2 delete, 3 expire (an expired row removed); 0 a gap row written by releases before migration 010 (never delivered).';
+
+-- The second key of the writers' advisory lock: the first is the constant
+-- 1885828980 (the bytes "pgst"). Derived from the schema name once, and
+-- kept here, so that a dump and restore or a renamed schema keeps writers
+-- and readers on the same lock.
+ALTER TABLE state_changes_meta ADD COLUMN lock_key INTEGER NOT NULL DEFAULT 0;
+UPDATE state_changes_meta SET lock_key = hashtext(current_schema());
+
+COMMENT ON COLUMN state_changes_meta.lock_key IS 'Second key of the advisory lock (1885828980, lock_key) every writer of the log holds in shared mode while it draws revisions.';
+
+DO $migration$
+DECLARE
+    lock_key integer := (SELECT m.lock_key FROM state_changes_meta AS m);
+BEGIN
+    EXECUTE format($function$
+CREATE OR REPLACE FUNCTION %1$I.state_changes_put() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER AS $body$
+BEGIN
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(1885828980, %2$s);
+    INSERT INTO %1$I.state_changes (kind, key, version, value, expires_at)
+    SELECT 1, r.key, r.version, r.value, r.expires_at
+    FROM new_rows AS r;
+    RETURN NULL;
+END;
+$body$
+$function$, current_schema(), lock_key);
+
+    EXECUTE format($function$
+CREATE OR REPLACE FUNCTION %1$I.state_changes_remove() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER AS $body$
+BEGIN
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(1885828980, %2$s);
+    INSERT INTO %1$I.state_changes (kind, key, version)
+    SELECT CASE WHEN r.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 3 ELSE 2 END, r.key, r.version
+    FROM old_rows AS r;
+    RETURN NULL;
+END;
+$body$
+$function$, current_schema(), lock_key);
+
+    EXECUTE format($function$
+CREATE OR REPLACE FUNCTION %1$I.state_changes_truncated() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER AS $body$
+BEGIN
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(1885828980, %3$s);
+    UPDATE %1$I.state_changes_meta
+    SET compacted_revision = pg_catalog.nextval(%2$L::pg_catalog.regclass);
+    RETURN NULL;
+END;
+$body$
+$function$, current_schema(), pg_catalog.quote_ident(current_schema()) || '.state_changes_revision_seq', lock_key);
+END;
+$migration$;
+
+-- Compaction deletes from the log and moves the marker: through these two
+-- functions, owned by the owner, so the application role needs neither
+-- DELETE on the log nor UPDATE on its state. The store passes upto, the
+-- newest revision it has settled (everything up to it is in the log or
+-- never will be), so the marker is always a safe point to resume from.
+-- Each call removes at most batch_size revisions past the marker. Their
+-- search_path is the store's schema with pg_temp last (pg_catalog is always
+-- first), so that no temporary table of the caller's can stand in for the
+-- store's.
+SELECT set_config('search_path', current_setting('search_path') || ', pg_temp', true);
+
+CREATE FUNCTION state_changes_compact(revision bigint, upto bigint, batch_size bigint,
+                                      OUT deleted bigint, OUT compacted bigint)
+LANGUAGE sql SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+    WITH cut AS (
+        SELECT least(revision, upto, m.compacted_revision + batch_size) AS upto
+        FROM state_changes_meta AS m
+    ), gone AS (
+        DELETE FROM state_changes AS c
+        WHERE c.revision <= (SELECT cut.upto FROM cut)
+        RETURNING 1
+    ), marked AS (
+        UPDATE state_changes_meta AS m
+        SET compacted_revision = greatest(m.compacted_revision, (SELECT cut.upto FROM cut))
+        RETURNING m.compacted_revision
+    )
+    SELECT (SELECT count(*) FROM gone), (SELECT marked.compacted_revision FROM marked);
+$$;
+
+-- Retention: the oldest changes made more than retention ago, by the
+-- database's clock, at most batch_size of them and never past upto.
+CREATE FUNCTION state_changes_compact_before(retention_micros bigint, upto bigint, batch_size bigint,
+                                             OUT deleted bigint, OUT compacted bigint)
+LANGUAGE sql SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+    WITH head AS (
+        SELECT c.revision, c.changed_at
+        FROM state_changes AS c
+        WHERE c.revision <= upto
+        ORDER BY c.revision
+        LIMIT batch_size
+    ), young AS (
+        SELECT min(h.revision) AS revision
+        FROM head AS h
+        WHERE h.changed_at >= now() - retention_micros * interval '1 microsecond'
+    ), cut AS (
+        SELECT coalesce(max(h.revision), 0) AS upto
+        FROM head AS h, young
+        WHERE young.revision IS NULL OR h.revision < young.revision
+    ), gone AS (
+        DELETE FROM state_changes AS c
+        WHERE c.revision <= (SELECT cut.upto FROM cut)
+        RETURNING 1
+    ), marked AS (
+        UPDATE state_changes_meta AS m
+        SET compacted_revision = greatest(m.compacted_revision, (SELECT cut.upto FROM cut))
+        RETURNING m.compacted_revision
+    )
+    SELECT (SELECT count(*) FROM gone), (SELECT marked.compacted_revision FROM marked);
+$$;
+
+REVOKE EXECUTE ON FUNCTION state_changes_compact(bigint, bigint, bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION state_changes_compact_before(bigint, bigint, bigint) FROM PUBLIC;
+
+---- create above / drop below ----
+
+DROP FUNCTION state_changes_compact_before(bigint, bigint, bigint);
+DROP FUNCTION state_changes_compact(bigint, bigint, bigint);
+
+DO $migration$
+BEGIN
+    EXECUTE format($function$
+CREATE OR REPLACE FUNCTION %1$I.state_changes_put() RETURNS trigger
+LANGUAGE plpgsql SECURITY INVOKER AS $body$
+DECLARE
+    n bigint;
+BEGIN
+    INSERT INTO %1$I.state_changes (kind, key, version, value)
+    SELECT 1, r.key, r.version, r.value
+    FROM new_rows AS r
+    ON CONFLICT (revision) DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n < (SELECT pg_catalog.count(*) FROM new_rows) THEN
+        RAISE EXCEPTION 'pgstate: a change revision of this write was marked as a gap'
+            USING ERRCODE = 'serialization_failure';
+    END IF;
+    RETURN NULL;
+END;
+$body$
+$function$, current_schema());
+
+    EXECUTE format($function$
+CREATE OR REPLACE FUNCTION %1$I.state_changes_remove() RETURNS trigger
+LANGUAGE plpgsql SECURITY INVOKER AS $body$
+DECLARE
+    n bigint;
+BEGIN
+    INSERT INTO %1$I.state_changes (kind, key, version)
+    SELECT CASE WHEN r.expires_at <= pg_catalog.now() THEN 3 ELSE 2 END, r.key, r.version
+    FROM old_rows AS r
+    ON CONFLICT (revision) DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n < (SELECT pg_catalog.count(*) FROM old_rows) THEN
+        RAISE EXCEPTION 'pgstate: a change revision of this write was marked as a gap'
+            USING ERRCODE = 'serialization_failure';
+    END IF;
+    RETURN NULL;
+END;
+$body$
+$function$, current_schema());
+
+    EXECUTE format($function$
+CREATE OR REPLACE FUNCTION %1$I.state_changes_truncated() RETURNS trigger
+LANGUAGE plpgsql SECURITY INVOKER AS $body$
+BEGIN
+    UPDATE %1$I.state_changes_meta
+    SET compacted_revision = pg_catalog.nextval(%2$L::regclass);
+    RETURN NULL;
+END;
+$body$
+$function$, current_schema(), pg_catalog.quote_ident(current_schema()) || '.state_changes_revision_seq');
+END;
+$migration$;
+
+ALTER TABLE state_changes_meta DROP COLUMN lock_key;
+
+ALTER TABLE state_changes DROP COLUMN expires_at;
