@@ -89,6 +89,54 @@ $function$, current_schema(), pg_catalog.quote_ident(current_schema()) || '.stat
 END;
 $migration$;
 
+-- The touch trigger and the cleanup procedure get the same treatment: their
+-- operators and functions named with pg_catalog, their tables with the
+-- schema, so that a session whose search_path puts another schema first
+-- (a superuser's psql, say) cannot make them run that schema's operators.
+CREATE OR REPLACE FUNCTION state_entries_touch() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.updated_at := pg_catalog.now();
+    NEW.version := OLD.version OPERATOR(pg_catalog.+) 1;
+    RETURN NEW;
+END;
+$$;
+
+DO $migration$
+BEGIN
+    EXECUTE format($procedure$
+CREATE OR REPLACE PROCEDURE %1$I.state_cleanup_expired(batch_size integer DEFAULT 10000, INOUT deleted bigint DEFAULT 0)
+LANGUAGE plpgsql AS $body$
+DECLARE
+    n bigint;
+BEGIN
+    IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'batch_size must be positive, got %%', batch_size;
+    END IF;
+    deleted := 0;
+    LOOP
+        -- As the EntriesDeleteExpiredBatch query: by row id, with the
+        -- expiry tested again against rows rewritten meanwhile.
+        DELETE FROM %1$I.state_entries
+        WHERE ctid OPERATOR(pg_catalog.=) ANY(ARRAY(
+                SELECT e.ctid
+                FROM %1$I.state_entries AS e
+                WHERE e.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+                ORDER BY e.expires_at
+                LIMIT batch_size
+            ))
+            AND (expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()) IS TRUE;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        deleted := deleted OPERATOR(pg_catalog.+) n;
+        EXIT WHEN n OPERATOR(pg_catalog.<) batch_size;
+        COMMIT;
+    END LOOP;
+END;
+$body$
+$procedure$, current_schema());
+END;
+$migration$;
+
 -- Compaction deletes from the log and moves the marker: through these two
 -- functions, owned by the owner, so the application role needs neither
 -- DELETE on the log nor UPDATE on its state. The store passes upto, the
@@ -160,6 +208,50 @@ REVOKE EXECUTE ON FUNCTION state_changes_compact_before(bigint, bigint, bigint) 
 
 DROP FUNCTION state_changes_compact_before(bigint, bigint, bigint);
 DROP FUNCTION state_changes_compact(bigint, bigint, bigint);
+
+-- The touch trigger and the cleanup procedure as migrations 001 and 006
+-- left them.
+CREATE OR REPLACE FUNCTION state_entries_touch() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.updated_at := now();
+    NEW.version := OLD.version + 1;
+    RETURN NEW;
+END;
+$$;
+
+DO $migration$
+BEGIN
+    EXECUTE format($procedure$
+CREATE OR REPLACE PROCEDURE %1$I.state_cleanup_expired(batch_size integer DEFAULT 10000, INOUT deleted bigint DEFAULT 0)
+LANGUAGE plpgsql AS $body$
+DECLARE
+    n bigint;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be positive, got %%', batch_size;
+    END IF;
+    deleted := 0;
+    LOOP
+        DELETE FROM %1$I.state_entries
+        WHERE ctid = ANY(ARRAY(
+                SELECT e.ctid
+                FROM %1$I.state_entries AS e
+                WHERE e.expires_at <= pg_catalog.now()
+                ORDER BY e.expires_at
+                LIMIT batch_size
+            ))
+            AND (expires_at <= pg_catalog.now()) IS TRUE;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        deleted := deleted + n;
+        EXIT WHEN n < batch_size;
+        COMMIT;
+    END LOOP;
+END;
+$body$
+$procedure$, current_schema());
+END;
+$migration$;
 
 DO $migration$
 BEGIN

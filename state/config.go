@@ -85,10 +85,12 @@ type Config struct {
 	// math.MaxInt32. Default 0 (keep all).
 	CheckpointRetention int
 
-	// ChangeRetention is how long the change log keeps a change: the
-	// background cleaner (CleanupInterval) deletes older ones, after which a
-	// watch cannot resume from them (ErrCompacted). 0 keeps every change
-	// until CompactChanges. Default 24h.
+	// ChangeRetention is how long the change log keeps a change: older
+	// ones are deleted in the background, by the cleaner's rounds when
+	// CleanupInterval is set and otherwise every tenth of the retention (at
+	// least every 10 minutes), after which a watch cannot resume from them
+	// (ErrCompacted). Every process of the store may do it; the deletes are
+	// idempotent. 0 keeps every change until CompactChanges. Default 24h.
 	ChangeRetention time.Duration
 
 	// MaxValueSize is the largest value accepted, in bytes. Default 64 MiB;

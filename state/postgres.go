@@ -71,17 +71,29 @@ func Open(ctx context.Context, cfg Config) (*Postgres, error) {
 	return p, nil
 }
 
-// startBackground opens the replicas' pools and starts the cleaner: the
-// last step of every way to open a store (Open, OpenPool, OpenPoolConfig).
+// startBackground opens the replicas' pools and starts the cleaner (or,
+// without one, the change log's retention): the last step of every way to open a store (Open, OpenPool, OpenPoolConfig).
 func (p *Postgres) startBackground(ctx context.Context) error {
 	var err error
 	if p.replicas, err = openReplicas(ctx, p); err != nil {
 		return err
 	}
-	if p.cfg.CleanupInterval > 0 {
+	switch {
+	case p.cfg.CleanupInterval > 0:
 		p.cleaner = startCleaner(p, p.cfg.CleanupInterval)
+	case p.cfg.ChangeRetention > 0:
+		// Without the cleaner the change log is still kept to
+		// ChangeRetention, so that it stays bounded with DefaultConfig.
+		p.cleaner = startPeriodic(compactionInterval(p.cfg.ChangeRetention), p.compactChangesRound)
 	}
 	return nil
+}
+
+// compactionInterval is how often a store without the cleaner applies
+// ChangeRetention: a tenth of it, from a second to ten minutes, so the log
+// holds at most about 1.1 times the retention.
+func compactionInterval(retention time.Duration) time.Duration {
+	return min(max(retention/10, time.Second), 10*time.Minute)
 }
 
 // prepareSchema migrates (or, with SkipMigrations, only checks) the store's

@@ -73,15 +73,22 @@ type lease struct {
 }
 
 // acquire returns what one attempt of an operation that must end by
-// deadline runs on: the pool itself when ctx can end (pgx cancels on it),
-// otherwise a pooled connection with its watchdog armed for the time left.
+// deadline runs on: a pooled connection, bounded by ctx when ctx can end
+// (pgx cancels on it), otherwise with its watchdog armed for the time left.
 // Getting that connection is bounded by deadline too: the pool may have to
 // wait for a busy connection to be released, dial a new one, or ping an idle
 // one (pgxpool does after a second of idleness, and its ping has no deadline
 // of its own), and on a silent network any of these could wait forever.
 func (p *Postgres) acquire(ctx context.Context, deadline time.Time) (gen.DBTX, lease, error) {
 	if ctx.Done() != nil {
-		return p.pool, lease{}, nil
+		// Taken here rather than by the pool inside the statement, so that
+		// failing to get a connection in time (say, dialing a new one) is
+		// not mistaken for a statement sent and unanswered.
+		c, err := p.pool.Acquire(ctx)
+		if err != nil {
+			return nil, lease{}, err
+		}
+		return c, lease{conn: c}, nil
 	}
 	if time.Until(deadline) <= 0 {
 		return nil, lease{}, p.spent()
@@ -157,7 +164,7 @@ func (l lease) release(err error) error {
 	if l.conn == nil {
 		return err
 	}
-	if !l.dog.timer.Stop() {
+	if l.dog != nil && !l.dog.timer.Stop() {
 		// The watchdog fired: its cancel request may still reach this
 		// session, so the connection must not serve another statement.
 		_ = l.conn.Conn().Close(context.Background())

@@ -167,12 +167,29 @@ func TestWatchSkipsLegacyGapRows(t *testing.T) {
 	}
 }
 
-// TestWatchRetention: the background cleaner compacts changes older than
-// ChangeRetention, and a watch that needs them fails with ErrCompacted.
+// TestWatchRetention: changes older than ChangeRetention are compacted in
+// the background, and a watch that needs them fails with ErrCompacted.
 func TestWatchRetention(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		cleanup time.Duration
+	}{
+		// With the cleaner on, its rounds; with it off (DefaultConfig),
+		// retention still applies (issue 19: the log stays bounded).
+		{"Cleaner", 20 * time.Millisecond},
+		{"NoCleaner", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testWatchRetention(t, tc.cleanup)
+		})
+	}
+}
+
+func testWatchRetention(t *testing.T, cleanup time.Duration) {
 	s := testdb.Open(t, func(c *state.Config) {
-		c.CleanupInterval = 20 * time.Millisecond
+		c.CleanupInterval = cleanup
 		c.ChangeRetention = time.Millisecond
 	})
 	for i := range 5 {
