@@ -16,7 +16,8 @@ import (
 const checkpointEntriesListAsc = `-- name: CheckpointEntriesListAsc :many
 SELECT key,
     CASE WHEN $1::boolean THEN value ELSE ''::bytea END AS value,
-    created_at, updated_at, expires_at, metadata, version
+    created_at, updated_at, expires_at, metadata, version,
+    0::bigint AS mod_revision, NULL::bigint AS create_revision
 FROM state_checkpoint_entries
 WHERE checkpoint_id = $2
     AND key >= $3
@@ -34,13 +35,15 @@ type CheckpointEntriesListAscParams struct {
 }
 
 type CheckpointEntriesListAscRow struct {
-	Key       []byte
-	Value     []byte
-	CreatedAt time.Time
-	UpdatedAt time.Time
-	ExpiresAt *time.Time
-	Metadata  json.RawMessage
-	Version   int64
+	Key            []byte
+	Value          []byte
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	ExpiresAt      *time.Time
+	Metadata       json.RawMessage
+	Version        int64
+	ModRevision    int64
+	CreateRevision *int64
 }
 
 // CheckpointEntriesListAsc and CheckpointEntriesListDesc read one page of a
@@ -69,6 +72,8 @@ func (q *Queries) CheckpointEntriesListAsc(ctx context.Context, db DBTX, arg Che
 			&i.ExpiresAt,
 			&i.Metadata,
 			&i.Version,
+			&i.ModRevision,
+			&i.CreateRevision,
 		); err != nil {
 			return nil, err
 		}
@@ -83,7 +88,8 @@ func (q *Queries) CheckpointEntriesListAsc(ctx context.Context, db DBTX, arg Che
 const checkpointEntriesListDesc = `-- name: CheckpointEntriesListDesc :many
 SELECT key,
     CASE WHEN $1::boolean THEN value ELSE ''::bytea END AS value,
-    created_at, updated_at, expires_at, metadata, version
+    created_at, updated_at, expires_at, metadata, version,
+    0::bigint AS mod_revision, NULL::bigint AS create_revision
 FROM state_checkpoint_entries
 WHERE checkpoint_id = $2
     AND key >= $3
@@ -101,13 +107,15 @@ type CheckpointEntriesListDescParams struct {
 }
 
 type CheckpointEntriesListDescRow struct {
-	Key       []byte
-	Value     []byte
-	CreatedAt time.Time
-	UpdatedAt time.Time
-	ExpiresAt *time.Time
-	Metadata  json.RawMessage
-	Version   int64
+	Key            []byte
+	Value          []byte
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	ExpiresAt      *time.Time
+	Metadata       json.RawMessage
+	Version        int64
+	ModRevision    int64
+	CreateRevision *int64
 }
 
 func (q *Queries) CheckpointEntriesListDesc(ctx context.Context, db DBTX, arg CheckpointEntriesListDescParams) ([]CheckpointEntriesListDescRow, error) {
@@ -133,6 +141,8 @@ func (q *Queries) CheckpointEntriesListDesc(ctx context.Context, db DBTX, arg Ch
 			&i.ExpiresAt,
 			&i.Metadata,
 			&i.Version,
+			&i.ModRevision,
+			&i.CreateRevision,
 		); err != nil {
 			return nil, err
 		}
@@ -145,7 +155,8 @@ func (q *Queries) CheckpointEntriesListDesc(ctx context.Context, db DBTX, arg Ch
 }
 
 const checkpointEntryGet = `-- name: CheckpointEntryGet :one
-SELECT key, value, created_at, updated_at, expires_at, metadata, version
+SELECT key, value, created_at, updated_at, expires_at, metadata, version,
+    0::bigint AS mod_revision, NULL::bigint AS create_revision
 FROM state_checkpoint_entries
 WHERE checkpoint_id = $1
     AND key = $2
@@ -157,13 +168,15 @@ type CheckpointEntryGetParams struct {
 }
 
 type CheckpointEntryGetRow struct {
-	Key       []byte
-	Value     []byte
-	CreatedAt time.Time
-	UpdatedAt time.Time
-	ExpiresAt *time.Time
-	Metadata  json.RawMessage
-	Version   int64
+	Key            []byte
+	Value          []byte
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	ExpiresAt      *time.Time
+	Metadata       json.RawMessage
+	Version        int64
+	ModRevision    int64
+	CreateRevision *int64
 }
 
 // CheckpointEntryGet reads one entry of a checkpoint, whatever its expiry:
@@ -179,6 +192,8 @@ func (q *Queries) CheckpointEntryGet(ctx context.Context, db DBTX, arg Checkpoin
 		&i.ExpiresAt,
 		&i.Metadata,
 		&i.Version,
+		&i.ModRevision,
+		&i.CreateRevision,
 	)
 	return i, err
 }

@@ -93,6 +93,7 @@ func (q *Queries) EntriesDeleteRange(ctx context.Context, db DBTX, arg EntriesDe
 const entryDeleteIf = `-- name: EntryDeleteIf :one
 WITH cur AS (
     SELECT s.value, s.metadata, s.created_at, s.updated_at, s.expires_at, s.version,
+        s.mod_revision, coalesce(s.create_revision, s.mod_revision) AS create_revision,
         (s.expires_at IS NULL OR s.expires_at > now()) AS live
     FROM state_entries AS s
     WHERE s.key = $2
@@ -102,18 +103,20 @@ WITH cur AS (
     USING cur AS c
     WHERE e.key = $2
         AND (NOT $3::boolean
-            OR (CASE WHEN c.live THEN c.version ELSE 0 END) = $4::bigint)
+            OR (CASE WHEN c.live THEN (CASE WHEN $4::boolean THEN c.mod_revision ELSE c.version END) ELSE 0 END) = $5::bigint)
     RETURNING e.version
 )
 SELECT
     (coalesce(c.live, false) AND r.version IS NOT NULL)::boolean AS deleted,
     coalesce(c.live, false)::boolean AS existed,
     (CASE WHEN c.live THEN c.version ELSE 0 END)::bigint AS current_version,
+    (CASE WHEN c.live THEN c.mod_revision ELSE 0 END)::bigint AS current_revision,
     (CASE WHEN c.live AND $1::boolean THEN c.value END)::bytea AS prev_value,
     (CASE WHEN c.live AND $1::boolean THEN c.metadata END)::jsonb AS prev_metadata,
     c.created_at AS prev_created_at,
     c.updated_at AS prev_updated_at,
-    c.expires_at AS prev_expires_at
+    c.expires_at AS prev_expires_at,
+    coalesce(c.create_revision, 0)::bigint AS prev_create_revision
 FROM (SELECT 1) AS one
 LEFT JOIN cur AS c ON true
 LEFT JOIN removed AS r ON true
@@ -123,18 +126,21 @@ type EntryDeleteIfParams struct {
 	WantPrev    bool
 	Key         []byte
 	Conditional bool
+	ByRevision  bool
 	Expected    int64
 }
 
 type EntryDeleteIfRow struct {
-	Deleted        bool
-	Existed        bool
-	CurrentVersion int64
-	PrevValue      []byte
-	PrevMetadata   json.RawMessage
-	PrevCreatedAt  *time.Time
-	PrevUpdatedAt  *time.Time
-	PrevExpiresAt  *time.Time
+	Deleted            bool
+	Existed            bool
+	CurrentVersion     int64
+	CurrentRevision    int64
+	PrevValue          []byte
+	PrevMetadata       json.RawMessage
+	PrevCreatedAt      *time.Time
+	PrevUpdatedAt      *time.Time
+	PrevExpiresAt      *time.Time
+	PrevCreateRevision int64
 }
 
 // EntryDeleteIf deletes key when conditional is false or the live version is
@@ -145,6 +151,7 @@ func (q *Queries) EntryDeleteIf(ctx context.Context, db DBTX, arg EntryDeleteIfP
 		arg.WantPrev,
 		arg.Key,
 		arg.Conditional,
+		arg.ByRevision,
 		arg.Expected,
 	)
 	var i EntryDeleteIfRow
@@ -152,11 +159,13 @@ func (q *Queries) EntryDeleteIf(ctx context.Context, db DBTX, arg EntryDeleteIfP
 		&i.Deleted,
 		&i.Existed,
 		&i.CurrentVersion,
+		&i.CurrentRevision,
 		&i.PrevValue,
 		&i.PrevMetadata,
 		&i.PrevCreatedAt,
 		&i.PrevUpdatedAt,
 		&i.PrevExpiresAt,
+		&i.PrevCreateRevision,
 	)
 	return i, err
 }
@@ -165,34 +174,63 @@ const entryWrite = `-- name: EntryWrite :one
 
 WITH cur AS (
     SELECT s.value, s.metadata, s.created_at, s.updated_at, s.expires_at, s.version,
+        s.mod_revision, coalesce(s.create_revision, s.mod_revision) AS create_revision,
         (s.expires_at IS NULL OR s.expires_at > now()) AS live
     FROM state_entries AS s
     WHERE s.key = $2
     FOR UPDATE
-), written AS (
+), updated AS (
+    -- A row cur found (and locked) is updated in place; an upsert would
+    -- draw a revision for the insert it does not do (see EntryPut).
+    UPDATE state_entries AS e
+    SET value = $3,
+        metadata = CASE
+            WHEN $4::boolean AND c.live THEN e.metadata
+            ELSE $5
+        END,
+        expires_at = CASE
+            WHEN $6::boolean AND c.live THEN e.expires_at
+            ELSE coalesce(
+                $7::timestamptz,
+                now()
+                    + ($8::bigint / 1000000) * interval '1 second'
+                    + ($8::bigint % 1000000) * interval '1 microsecond'
+            )
+        END,
+        updated_at = now(),
+        created_at = CASE WHEN c.live THEN e.created_at ELSE now() END,
+        mod_revision = state_next_revision(),
+        create_revision = CASE WHEN c.live THEN coalesce(e.create_revision, e.mod_revision) END,
+        version = e.version + 1
+    FROM cur AS c
+    WHERE e.key = $2
+        AND (NOT $9::boolean
+            OR (CASE WHEN c.live THEN (CASE WHEN $10::boolean THEN c.mod_revision ELSE c.version END) ELSE 0 END) = $11::bigint)
+    RETURNING e.version, e.mod_revision, coalesce(e.create_revision, e.mod_revision) AS create_revision
+), inserted AS (
     INSERT INTO state_entries (key, value, metadata, expires_at)
     SELECT
         $2,
         $3,
-        $4,
+        $5,
         coalesce(
-            $5::timestamptz,
+            $7::timestamptz,
             now()
-                + ($6::bigint / 1000000) * interval '1 second'
-                + ($6::bigint % 1000000) * interval '1 microsecond'
+                + ($8::bigint / 1000000) * interval '1 second'
+                + ($8::bigint % 1000000) * interval '1 microsecond'
         )
-    WHERE NOT $7::boolean
-        OR coalesce((SELECT c.version FROM cur AS c WHERE c.live), 0) = $8::bigint
+    WHERE NOT EXISTS (SELECT FROM cur)
+        AND (NOT $9::boolean OR $11::bigint = 0)
     ON CONFLICT (key) DO UPDATE
     SET value = excluded.value,
         metadata = CASE
-            WHEN $9::boolean
+            WHEN $4::boolean
                 AND (state_entries.expires_at IS NULL OR state_entries.expires_at > now())
                 THEN state_entries.metadata
             ELSE excluded.metadata
         END,
         expires_at = CASE
-            WHEN $10::boolean
+            WHEN $6::boolean
                 AND (state_entries.expires_at IS NULL OR state_entries.expires_at > now())
                 THEN state_entries.expires_at
             ELSE excluded.expires_at
@@ -202,24 +240,37 @@ WITH cur AS (
             WHEN state_entries.expires_at <= now() THEN now()
             ELSE state_entries.created_at
         END,
+        mod_revision = state_next_revision(),
+        create_revision = CASE
+            WHEN state_entries.expires_at <= now() THEN NULL
+            ELSE coalesce(state_entries.create_revision, state_entries.mod_revision)
+        END,
         version = state_entries.version + 1
-    WHERE NOT $7::boolean
+    WHERE NOT $9::boolean
         OR (CASE
             WHEN state_entries.expires_at IS NULL OR state_entries.expires_at > now()
-                THEN state_entries.version
+                THEN CASE WHEN $10::boolean THEN state_entries.mod_revision ELSE state_entries.version END
             ELSE 0
-        END) = $8::bigint
-    RETURNING version
+        END) = $11::bigint
+    RETURNING version, mod_revision, coalesce(create_revision, mod_revision) AS create_revision
+), written AS (
+    SELECT version, mod_revision, create_revision FROM updated
+    UNION ALL
+    SELECT version, mod_revision, create_revision FROM inserted
 )
 SELECT
     coalesce(w.version, 0)::bigint AS version,
+    coalesce(w.mod_revision, 0)::bigint AS revision,
+    coalesce(w.create_revision, 0)::bigint AS create_revision,
     coalesce(c.live, false)::boolean AS existed,
     (CASE WHEN c.live THEN c.version ELSE 0 END)::bigint AS current_version,
+    (CASE WHEN c.live THEN c.mod_revision ELSE 0 END)::bigint AS current_revision,
     (CASE WHEN c.live AND $1::boolean THEN c.value END)::bytea AS prev_value,
     (CASE WHEN c.live AND $1::boolean THEN c.metadata END)::jsonb AS prev_metadata,
     c.created_at AS prev_created_at,
     c.updated_at AS prev_updated_at,
-    c.expires_at AS prev_expires_at
+    c.expires_at AS prev_expires_at,
+    coalesce(c.create_revision, 0)::bigint AS prev_create_revision
 FROM (SELECT 1) AS one
 LEFT JOIN cur AS c ON true
 LEFT JOIN written AS w ON true
@@ -229,24 +280,29 @@ type EntryWriteParams struct {
 	WantPrev     bool
 	Key          []byte
 	Value        []byte
+	KeepMetadata bool
 	Metadata     json.RawMessage
+	KeepTtl      bool
 	ExpiresAt    *time.Time
 	TtlMicros    *int64
 	Conditional  bool
+	ByRevision   bool
 	Expected     int64
-	KeepMetadata bool
-	KeepTtl      bool
 }
 
 type EntryWriteRow struct {
-	Version        int64
-	Existed        bool
-	CurrentVersion int64
-	PrevValue      []byte
-	PrevMetadata   json.RawMessage
-	PrevCreatedAt  *time.Time
-	PrevUpdatedAt  *time.Time
-	PrevExpiresAt  *time.Time
+	Version            int64
+	Revision           int64
+	CreateRevision     int64
+	Existed            bool
+	CurrentVersion     int64
+	CurrentRevision    int64
+	PrevValue          []byte
+	PrevMetadata       json.RawMessage
+	PrevCreatedAt      *time.Time
+	PrevUpdatedAt      *time.Time
+	PrevExpiresAt      *time.Time
+	PrevCreateRevision int64
 }
 
 // Writes with options: conditions on the key's version, keeping the TTL or
@@ -260,7 +316,9 @@ type EntryWriteRow struct {
 // from now, else none. version is the new version, 0 when the condition
 // failed; current_version is the live version before the write. The prev_*
 // columns describe the row it found (meaningful only when existed); its
-// value and metadata are sent only when want_prev.
+// value and metadata are sent only when want_prev. With by_revision the
+// condition compares the live mod_revision instead of the version;
+// revision is the revision of the write, 0 when it did not happen.
 // ON CONFLICT checks the condition again against the row it locks, which
 // matters when cur saw no row and another transaction inserted one since.
 func (q *Queries) EntryWrite(ctx context.Context, db DBTX, arg EntryWriteParams) (EntryWriteRow, error) {
@@ -268,24 +326,29 @@ func (q *Queries) EntryWrite(ctx context.Context, db DBTX, arg EntryWriteParams)
 		arg.WantPrev,
 		arg.Key,
 		arg.Value,
+		arg.KeepMetadata,
 		arg.Metadata,
+		arg.KeepTtl,
 		arg.ExpiresAt,
 		arg.TtlMicros,
 		arg.Conditional,
+		arg.ByRevision,
 		arg.Expected,
-		arg.KeepMetadata,
-		arg.KeepTtl,
 	)
 	var i EntryWriteRow
 	err := row.Scan(
 		&i.Version,
+		&i.Revision,
+		&i.CreateRevision,
 		&i.Existed,
 		&i.CurrentVersion,
+		&i.CurrentRevision,
 		&i.PrevValue,
 		&i.PrevMetadata,
 		&i.PrevCreatedAt,
 		&i.PrevUpdatedAt,
 		&i.PrevExpiresAt,
+		&i.PrevCreateRevision,
 	)
 	return i, err
 }

@@ -21,6 +21,11 @@ SET value = CASE
     expires_at = CASE WHEN state_entries.expires_at <= now() THEN NULL ELSE state_entries.expires_at END,
     created_at = CASE WHEN state_entries.expires_at <= now() THEN now() ELSE state_entries.created_at END,
     updated_at = now(),
+    mod_revision = state_next_revision(),
+    create_revision = CASE
+        WHEN state_entries.expires_at <= now() THEN NULL
+        ELSE coalesce(state_entries.create_revision, state_entries.mod_revision)
+    END,
     version = state_entries.version + 1
 WHERE state_entries.expires_at <= now()
     OR encode(state_entries.value, 'escape') ~ '^-?[0-9]{1,19}$'

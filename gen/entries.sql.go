@@ -80,6 +80,34 @@ func (q *Queries) EntryExists(ctx context.Context, db DBTX, key []byte) (bool, e
 	return exists, err
 }
 
+const entryExistsLocked = `-- name: EntryExistsLocked :many
+SELECT 1::integer AS found
+FROM state_entries
+WHERE key = $1
+    AND (expires_at IS NULL OR expires_at > now())
+FOR NO KEY UPDATE
+`
+
+func (q *Queries) EntryExistsLocked(ctx context.Context, db DBTX, key []byte) ([]int32, error) {
+	rows, err := db.Query(ctx, entryExistsLocked, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []int32{}
+	for rows.Next() {
+		var found int32
+		if err := rows.Scan(&found); err != nil {
+			return nil, err
+		}
+		items = append(items, found)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const entryGet = `-- name: EntryGet :one
 SELECT value
 FROM state_entries
@@ -98,7 +126,7 @@ func (q *Queries) EntryGet(ctx context.Context, db DBTX, key []byte) ([]byte, er
 }
 
 const entryGetFull = `-- name: EntryGetFull :one
-SELECT key, value, created_at, updated_at, expires_at, metadata, version
+SELECT key, value, created_at, updated_at, expires_at, metadata, version, mod_revision, create_revision
 FROM state_entries
 WHERE key = $1
     AND (expires_at IS NULL OR expires_at > now())
@@ -115,20 +143,91 @@ func (q *Queries) EntryGetFull(ctx context.Context, db DBTX, key []byte) (StateE
 		&i.ExpiresAt,
 		&i.Metadata,
 		&i.Version,
+		&i.ModRevision,
+		&i.CreateRevision,
 	)
 	return i, err
 }
 
+const entryGetFullLocked = `-- name: EntryGetFullLocked :one
+SELECT key, value, created_at, updated_at, expires_at, metadata, version, mod_revision, create_revision
+FROM state_entries
+WHERE key = $1
+    AND (expires_at IS NULL OR expires_at > now())
+FOR NO KEY UPDATE
+`
+
+func (q *Queries) EntryGetFullLocked(ctx context.Context, db DBTX, key []byte) (StateEntry, error) {
+	row := db.QueryRow(ctx, entryGetFullLocked, key)
+	var i StateEntry
+	err := row.Scan(
+		&i.Key,
+		&i.Value,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ExpiresAt,
+		&i.Metadata,
+		&i.Version,
+		&i.ModRevision,
+		&i.CreateRevision,
+	)
+	return i, err
+}
+
+const entryGetLocked = `-- name: EntryGetLocked :one
+SELECT value
+FROM state_entries
+WHERE key = $1
+    AND (expires_at IS NULL OR expires_at > now())
+FOR NO KEY UPDATE
+`
+
+// The reads of a Transact lock the live rows they return until the
+// transaction ends (FOR NO KEY UPDATE, the lock an UPDATE takes: two
+// transactions that read and then write one key queue on it rather than
+// deadlock, as they would with shared locks both want to upgrade): a
+// plain write of such a key, outside the transaction, then waits for it,
+// and one that committed after the transaction's snapshot makes the read fail with a serialization failure,
+// which Transact retries. Serializable isolation alone does not see writes
+// of transactions that are not serializable themselves, such as every
+// single statement of the store. A key read as absent needs no lock: a
+// write of it by the transaction then meets the other's row, inserted
+// after its snapshot, and fails the same way.
+func (q *Queries) EntryGetLocked(ctx context.Context, db DBTX, key []byte) ([]byte, error) {
+	row := db.QueryRow(ctx, entryGetLocked, key)
+	var value []byte
+	err := row.Scan(&value)
+	return value, err
+}
+
 const entryPut = `-- name: EntryPut :exec
+WITH updated AS (
+    UPDATE state_entries AS e
+    SET value = $2,
+        metadata = $3,
+        expires_at = now()
+            + ($4::bigint / 1000000) * interval '1 second'
+            + ($4::bigint % 1000000) * interval '1 microsecond',
+        updated_at = now(),
+        created_at = CASE WHEN e.expires_at <= now() THEN now() ELSE e.created_at END,
+        mod_revision = state_next_revision(),
+        create_revision = CASE
+            WHEN e.expires_at <= now() THEN NULL
+            ELSE coalesce(e.create_revision, e.mod_revision)
+        END,
+        version = e.version + 1
+    WHERE e.key = $1
+    RETURNING 1
+)
 INSERT INTO state_entries (key, value, metadata, expires_at)
-VALUES (
+SELECT
     $1,
     $2,
     $3,
     now()
         + ($4::bigint / 1000000) * interval '1 second'
         + ($4::bigint % 1000000) * interval '1 microsecond'
-)
+WHERE NOT EXISTS (SELECT FROM updated)
 ON CONFLICT (key) DO UPDATE
 SET value = excluded.value,
     metadata = excluded.metadata,
@@ -137,6 +236,11 @@ SET value = excluded.value,
     created_at = CASE
         WHEN state_entries.expires_at <= now() THEN now()
         ELSE state_entries.created_at
+    END,
+    mod_revision = state_next_revision(),
+    create_revision = CASE
+        WHEN state_entries.expires_at <= now() THEN NULL
+        ELSE coalesce(state_entries.create_revision, state_entries.mod_revision)
     END,
     version = state_entries.version + 1
 `
@@ -154,6 +258,11 @@ type EntryPutParams struct {
 // a new life for the key: created_at resets. bigint * interval multiplies in
 // float8, which is inexact above 2^53 microseconds (285 years), so the TTL
 // is added as whole seconds plus the remaining microseconds, both exact.
+// An existing row is updated first, and a new one inserted only when there
+// was none: an upsert evaluates the insert's column defaults before it
+// finds the row, so every overwrite would draw a revision it throws away
+// (a hole the change feed's readers must settle). A row inserted meanwhile
+// by someone else is still met by ON CONFLICT.
 func (q *Queries) EntryPut(ctx context.Context, db DBTX, arg EntryPutParams) error {
 	_, err := db.Exec(ctx, entryPut,
 		arg.Key,

@@ -16,6 +16,8 @@ SET expires_at = now()
         + ($1::bigint / 1000000) * interval '1 second'
         + ($1::bigint % 1000000) * interval '1 microsecond',
     updated_at = now(),
+    mod_revision = state_next_revision(),
+    create_revision = coalesce(create_revision, mod_revision),
     version = version + 1
 WHERE key = $2
     AND (expires_at IS NULL OR expires_at > now())
@@ -42,6 +44,8 @@ const entryPersist = `-- name: EntryPersist :one
 UPDATE state_entries
 SET expires_at = NULL,
     updated_at = now(),
+    mod_revision = state_next_revision(),
+    create_revision = coalesce(create_revision, mod_revision),
     version = version + 1
 WHERE key = $1
     AND expires_at > now()

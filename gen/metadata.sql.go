@@ -11,7 +11,7 @@ import (
 )
 
 const entriesFindByMetadata = `-- name: EntriesFindByMetadata :many
-SELECT key, value, created_at, updated_at, expires_at, metadata, version
+SELECT key, value, created_at, updated_at, expires_at, metadata, version, mod_revision, create_revision
 FROM state_entries
 WHERE metadata @> $1::jsonb
     AND (expires_at IS NULL OR expires_at > now())
@@ -38,6 +38,8 @@ func (q *Queries) EntriesFindByMetadata(ctx context.Context, db DBTX, filter jso
 			&i.ExpiresAt,
 			&i.Metadata,
 			&i.Version,
+			&i.ModRevision,
+			&i.CreateRevision,
 		); err != nil {
 			return nil, err
 		}

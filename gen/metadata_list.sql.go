@@ -11,7 +11,7 @@ import (
 )
 
 const entriesFindByMetadataAsc = `-- name: EntriesFindByMetadataAsc :many
-SELECT key, value, created_at, updated_at, expires_at, metadata, version
+SELECT key, value, created_at, updated_at, expires_at, metadata, version, mod_revision, create_revision
 FROM state_entries
 WHERE metadata @> $1::jsonb
     AND key >= $2
@@ -53,6 +53,8 @@ func (q *Queries) EntriesFindByMetadataAsc(ctx context.Context, db DBTX, arg Ent
 			&i.ExpiresAt,
 			&i.Metadata,
 			&i.Version,
+			&i.ModRevision,
+			&i.CreateRevision,
 		); err != nil {
 			return nil, err
 		}
@@ -65,7 +67,7 @@ func (q *Queries) EntriesFindByMetadataAsc(ctx context.Context, db DBTX, arg Ent
 }
 
 const entriesFindByMetadataDesc = `-- name: EntriesFindByMetadataDesc :many
-SELECT key, value, created_at, updated_at, expires_at, metadata, version
+SELECT key, value, created_at, updated_at, expires_at, metadata, version, mod_revision, create_revision
 FROM state_entries
 WHERE metadata @> $1::jsonb
     AND key >= $2
@@ -104,6 +106,8 @@ func (q *Queries) EntriesFindByMetadataDesc(ctx context.Context, db DBTX, arg En
 			&i.ExpiresAt,
 			&i.Metadata,
 			&i.Version,
+			&i.ModRevision,
+			&i.CreateRevision,
 		); err != nil {
 			return nil, err
 		}

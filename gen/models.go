@@ -80,4 +80,8 @@ type StateEntry struct {
 	Metadata json.RawMessage
 	// Starts at 1 and grows by one with every write of the key.
 	Version int64
+	// Store-wide revision of the last write of the entry; never reused (the revision of its put event).
+	ModRevision int64
+	// Revision of the write that created the entry (or began its life again after it expired); NULL when that is mod_revision.
+	CreateRevision *int64
 }

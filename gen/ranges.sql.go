@@ -14,7 +14,7 @@ import (
 const entriesListAsc = `-- name: EntriesListAsc :many
 SELECT key,
     CASE WHEN $1::boolean THEN value ELSE ''::bytea END AS value,
-    created_at, updated_at, expires_at, metadata, version
+    created_at, updated_at, expires_at, metadata, version, mod_revision, create_revision
 FROM state_entries
 WHERE key >= $2
     AND key < $3
@@ -31,13 +31,15 @@ type EntriesListAscParams struct {
 }
 
 type EntriesListAscRow struct {
-	Key       []byte
-	Value     []byte
-	CreatedAt time.Time
-	UpdatedAt time.Time
-	ExpiresAt *time.Time
-	Metadata  json.RawMessage
-	Version   int64
+	Key            []byte
+	Value          []byte
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	ExpiresAt      *time.Time
+	Metadata       json.RawMessage
+	Version        int64
+	ModRevision    int64
+	CreateRevision *int64
 }
 
 // EntriesListAsc and EntriesListDesc read one page of a listing over
@@ -68,6 +70,8 @@ func (q *Queries) EntriesListAsc(ctx context.Context, db DBTX, arg EntriesListAs
 			&i.ExpiresAt,
 			&i.Metadata,
 			&i.Version,
+			&i.ModRevision,
+			&i.CreateRevision,
 		); err != nil {
 			return nil, err
 		}
@@ -82,7 +86,7 @@ func (q *Queries) EntriesListAsc(ctx context.Context, db DBTX, arg EntriesListAs
 const entriesListDesc = `-- name: EntriesListDesc :many
 SELECT key,
     CASE WHEN $1::boolean THEN value ELSE ''::bytea END AS value,
-    created_at, updated_at, expires_at, metadata, version
+    created_at, updated_at, expires_at, metadata, version, mod_revision, create_revision
 FROM state_entries
 WHERE key >= $2
     AND key < $3
@@ -99,13 +103,15 @@ type EntriesListDescParams struct {
 }
 
 type EntriesListDescRow struct {
-	Key       []byte
-	Value     []byte
-	CreatedAt time.Time
-	UpdatedAt time.Time
-	ExpiresAt *time.Time
-	Metadata  json.RawMessage
-	Version   int64
+	Key            []byte
+	Value          []byte
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	ExpiresAt      *time.Time
+	Metadata       json.RawMessage
+	Version        int64
+	ModRevision    int64
+	CreateRevision *int64
 }
 
 func (q *Queries) EntriesListDesc(ctx context.Context, db DBTX, arg EntriesListDescParams) ([]EntriesListDescRow, error) {
@@ -130,6 +136,8 @@ func (q *Queries) EntriesListDesc(ctx context.Context, db DBTX, arg EntriesListD
 			&i.ExpiresAt,
 			&i.Metadata,
 			&i.Version,
+			&i.ModRevision,
+			&i.CreateRevision,
 		); err != nil {
 			return nil, err
 		}
@@ -142,7 +150,7 @@ func (q *Queries) EntriesListDesc(ctx context.Context, db DBTX, arg EntriesListD
 }
 
 const entriesScanFrom = `-- name: EntriesScanFrom :many
-SELECT key, value, created_at, updated_at, expires_at, metadata, version
+SELECT key, value, created_at, updated_at, expires_at, metadata, version, mod_revision, create_revision
 FROM state_entries
 WHERE key >= $1
     AND (expires_at IS NULL OR expires_at > now())
@@ -172,6 +180,8 @@ func (q *Queries) EntriesScanFrom(ctx context.Context, db DBTX, arg EntriesScanF
 			&i.ExpiresAt,
 			&i.Metadata,
 			&i.Version,
+			&i.ModRevision,
+			&i.CreateRevision,
 		); err != nil {
 			return nil, err
 		}
@@ -184,7 +194,7 @@ func (q *Queries) EntriesScanFrom(ctx context.Context, db DBTX, arg EntriesScanF
 }
 
 const entriesScanRange = `-- name: EntriesScanRange :many
-SELECT key, value, created_at, updated_at, expires_at, metadata, version
+SELECT key, value, created_at, updated_at, expires_at, metadata, version, mod_revision, create_revision
 FROM state_entries
 WHERE key >= $1
     AND key < $2
@@ -219,6 +229,8 @@ func (q *Queries) EntriesScanRange(ctx context.Context, db DBTX, arg EntriesScan
 			&i.ExpiresAt,
 			&i.Metadata,
 			&i.Version,
+			&i.ModRevision,
+			&i.CreateRevision,
 		); err != nil {
 			return nil, err
 		}

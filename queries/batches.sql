@@ -34,6 +34,11 @@ SET value = excluded.value,
         WHEN state_entries.expires_at <= now() THEN now()
         ELSE state_entries.created_at
     END,
+    mod_revision = state_next_revision(),
+    create_revision = CASE
+        WHEN state_entries.expires_at <= now() THEN NULL
+        ELSE coalesce(state_entries.create_revision, state_entries.mod_revision)
+    END,
     version = state_entries.version + 1;
 
 -- name: EntriesGetMany :many
@@ -60,3 +65,13 @@ VALUES (@key, @value, @metadata, @expires_at);
 -- whole transaction, so times computed from it match the server's.
 -- name: TransactionNow :one
 SELECT now()::timestamptz AS now;
+
+-- EntriesGetManyLocked is EntriesGetMany inside a Transact: the rows it
+-- returns stay locked until the transaction ends (see EntryGetLocked).
+-- name: EntriesGetManyLocked :many
+SELECT key, value
+FROM state_entries
+WHERE key = ANY(@keys::bytea[])
+    AND (expires_at IS NULL OR expires_at > now())
+ORDER BY key
+FOR NO KEY UPDATE;

@@ -27,7 +27,8 @@ LIMIT @row_limit::integer;
 -- CheckpointEntryGet reads one entry of a checkpoint, whatever its expiry:
 -- every entry was live when the checkpoint was taken.
 -- name: CheckpointEntryGet :one
-SELECT key, value, created_at, updated_at, expires_at, metadata, version
+SELECT key, value, created_at, updated_at, expires_at, metadata, version,
+    0::bigint AS mod_revision, NULL::bigint AS create_revision
 FROM state_checkpoint_entries
 WHERE checkpoint_id = @checkpoint_id
     AND key = @key;
@@ -38,7 +39,8 @@ WHERE checkpoint_id = @checkpoint_id
 -- name: CheckpointEntriesListAsc :many
 SELECT key,
     CASE WHEN @with_values::boolean THEN value ELSE ''::bytea END AS value,
-    created_at, updated_at, expires_at, metadata, version
+    created_at, updated_at, expires_at, metadata, version,
+    0::bigint AS mod_revision, NULL::bigint AS create_revision
 FROM state_checkpoint_entries
 WHERE checkpoint_id = @checkpoint_id
     AND key >= @lower
@@ -49,7 +51,8 @@ LIMIT sqlc.narg(row_limit)::bigint;
 -- name: CheckpointEntriesListDesc :many
 SELECT key,
     CASE WHEN @with_values::boolean THEN value ELSE ''::bytea END AS value,
-    created_at, updated_at, expires_at, metadata, version
+    created_at, updated_at, expires_at, metadata, version,
+    0::bigint AS mod_revision, NULL::bigint AS create_revision
 FROM state_checkpoint_entries
 WHERE checkpoint_id = @checkpoint_id
     AND key >= @lower

@@ -8,6 +8,8 @@ SET expires_at = now()
         + (sqlc.arg(ttl_micros)::bigint / 1000000) * interval '1 second'
         + (sqlc.arg(ttl_micros)::bigint % 1000000) * interval '1 microsecond',
     updated_at = now(),
+    mod_revision = state_next_revision(),
+    create_revision = coalesce(create_revision, mod_revision),
     version = version + 1
 WHERE key = @key
     AND (expires_at IS NULL OR expires_at > now())
@@ -19,6 +21,8 @@ RETURNING version;
 UPDATE state_entries
 SET expires_at = NULL,
     updated_at = now(),
+    mod_revision = state_next_revision(),
+    create_revision = coalesce(create_revision, mod_revision),
     version = version + 1
 WHERE key = @key
     AND expires_at > now()

@@ -2,7 +2,7 @@
 -- FindByMetadata's matches within [lower, upper): the GIN index finds the
 -- matches, the key bounds resume after the previous page.
 -- name: EntriesFindByMetadataAsc :many
-SELECT key, value, created_at, updated_at, expires_at, metadata, version
+SELECT key, value, created_at, updated_at, expires_at, metadata, version, mod_revision, create_revision
 FROM state_entries
 WHERE metadata @> @filter::jsonb
     AND key >= @lower
@@ -12,7 +12,7 @@ ORDER BY key
 LIMIT sqlc.narg(row_limit)::bigint;
 
 -- name: EntriesFindByMetadataDesc :many
-SELECT key, value, created_at, updated_at, expires_at, metadata, version
+SELECT key, value, created_at, updated_at, expires_at, metadata, version, mod_revision, create_revision
 FROM state_entries
 WHERE metadata @> @filter::jsonb
     AND key >= @lower

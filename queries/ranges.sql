@@ -23,7 +23,7 @@ ORDER BY key;
 -- next page starts at the last key of this one followed by a zero byte, its
 -- immediate successor, so no OFFSET is ever needed.
 -- name: EntriesScanRange :many
-SELECT key, value, created_at, updated_at, expires_at, metadata, version
+SELECT key, value, created_at, updated_at, expires_at, metadata, version, mod_revision, create_revision
 FROM state_entries
 WHERE key >= @lower
     AND key < @upper
@@ -32,7 +32,7 @@ ORDER BY key
 LIMIT @page_size;
 
 -- name: EntriesScanFrom :many
-SELECT key, value, created_at, updated_at, expires_at, metadata, version
+SELECT key, value, created_at, updated_at, expires_at, metadata, version, mod_revision, create_revision
 FROM state_entries
 WHERE key >= @lower
     AND (expires_at IS NULL OR expires_at > now())
@@ -48,7 +48,7 @@ LIMIT @page_size;
 -- name: EntriesListAsc :many
 SELECT key,
     CASE WHEN @with_values::boolean THEN value ELSE ''::bytea END AS value,
-    created_at, updated_at, expires_at, metadata, version
+    created_at, updated_at, expires_at, metadata, version, mod_revision, create_revision
 FROM state_entries
 WHERE key >= @lower
     AND key < @upper
@@ -59,7 +59,7 @@ LIMIT sqlc.narg(row_limit)::bigint;
 -- name: EntriesListDesc :many
 SELECT key,
     CASE WHEN @with_values::boolean THEN value ELSE ''::bytea END AS value,
-    created_at, updated_at, expires_at, metadata, version
+    created_at, updated_at, expires_at, metadata, version, mod_revision, create_revision
 FROM state_entries
 WHERE key >= @lower
     AND key < @upper

@@ -30,6 +30,14 @@
 -- runs; functions and operators with pg_catalog), so the caller's
 -- search_path cannot make them run anything else, and no per-call SET
 -- clause costs the write anything. Put events carry the entry's expiry.
+--
+-- A revision is the identity of a write (as in etcd): the entry row keeps
+-- the revision of its last write (mod_revision) and of its creation
+-- (create_revision, NULL while it equals mod_revision), drawn by
+-- state_next_revision(), and the put's log row has the same revision.
+-- Revisions are never reused, so a compare-and-swap on mod_revision cannot
+-- succeed on another incarnation of the key (after a delete and re-create,
+-- or a restore, which writes new revisions).
 
 ALTER TABLE state_changes ADD COLUMN expires_at TIMESTAMPTZ NULL;
 
@@ -45,6 +53,69 @@ UPDATE state_changes_meta SET lock_key = hashtext(current_schema());
 
 COMMENT ON COLUMN state_changes_meta.lock_key IS 'Second key of the advisory lock (1885828980, lock_key) every writer of the log holds in shared mode while it draws revisions.';
 
+-- state_next_revision draws a revision: the writers' lock first, then the
+-- sequence (CASE evaluates its condition first). A single SELECT, so the
+-- planner inlines it into each statement; its names are bound to the
+-- schema below (written plainly here, for sqlc, which reads these files).
+CREATE FUNCTION state_next_revision() RETURNS bigint
+LANGUAGE sql VOLATILE AS $$ SELECT nextval('state_changes_revision_seq') $$;
+
+DO $migration$
+BEGIN
+    EXECUTE format($function$
+CREATE OR REPLACE FUNCTION %1$I.state_next_revision() RETURNS bigint
+LANGUAGE sql VOLATILE AS $body$
+SELECT CASE
+    WHEN pg_catalog.pg_advisory_xact_lock_shared(1885828980, %2$s) IS NULL THEN NULL
+    ELSE pg_catalog.nextval(%3$L::pg_catalog.regclass)
+END
+$body$
+$function$, current_schema(), (SELECT m.lock_key FROM state_changes_meta AS m),
+        pg_catalog.quote_ident(current_schema()) || '.state_changes_revision_seq');
+END;
+$migration$;
+
+-- Existing rows get a revision each (new ones, not in the log: holes a
+-- reader settles at once). The volatile default rewrites the table once.
+ALTER TABLE state_entries
+    ADD COLUMN mod_revision BIGINT NOT NULL DEFAULT state_next_revision(),
+    ADD COLUMN create_revision BIGINT NULL;
+
+COMMENT ON COLUMN state_entries.mod_revision IS 'Store-wide revision of the last write of the entry; never reused (the revision of its put event).';
+COMMENT ON COLUMN state_entries.create_revision IS 'Revision of the write that created the entry (or began its life again after it expired); NULL when that is mod_revision.';
+
+-- Writes issued by pgstate move version and mod_revision themselves; the
+-- touch trigger covers other clients' updates that do not (an operator's
+-- psql), so that every update gets a new revision.
+DROP TRIGGER state_entries_touch ON state_entries;
+
+DO $migration$
+BEGIN
+    EXECUTE format($function$
+CREATE OR REPLACE FUNCTION %1$I.state_entries_touch() RETURNS trigger
+LANGUAGE plpgsql AS $body$
+BEGIN
+    NEW.updated_at := pg_catalog.now();
+    IF NEW.version OPERATOR(pg_catalog.=) OLD.version THEN
+        NEW.version := OLD.version OPERATOR(pg_catalog.+) 1;
+    END IF;
+    IF NEW.mod_revision OPERATOR(pg_catalog.=) OLD.mod_revision THEN
+        NEW.mod_revision := %1$I.state_next_revision();
+        NEW.create_revision := coalesce(OLD.create_revision, OLD.mod_revision);
+    END IF;
+    RETURN NEW;
+END;
+$body$
+$function$, current_schema());
+END;
+$migration$;
+
+CREATE TRIGGER state_entries_touch
+    BEFORE UPDATE ON state_entries
+    FOR EACH ROW
+    WHEN (NEW.version = OLD.version OR NEW.mod_revision = OLD.mod_revision)
+    EXECUTE FUNCTION state_entries_touch();
+
 DO $migration$
 DECLARE
     lock_key integer := (SELECT m.lock_key FROM state_changes_meta AS m);
@@ -53,14 +124,14 @@ BEGIN
 CREATE OR REPLACE FUNCTION %1$I.state_changes_put() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER AS $body$
 BEGIN
-    PERFORM pg_catalog.pg_advisory_xact_lock_shared(1885828980, %2$s);
-    INSERT INTO %1$I.state_changes (kind, key, version, value, expires_at)
-    SELECT 1, r.key, r.version, r.value, r.expires_at
+    -- The revision the write drew (state_next_revision, under the lock).
+    INSERT INTO %1$I.state_changes (revision, kind, key, version, value, expires_at)
+    SELECT r.mod_revision, 1, r.key, r.version, r.value, r.expires_at
     FROM new_rows AS r;
     RETURN NULL;
 END;
 $body$
-$function$, current_schema(), lock_key);
+$function$, current_schema());
 
     EXECUTE format($function$
 CREATE OR REPLACE FUNCTION %1$I.state_changes_remove() RETURNS trigger
@@ -89,19 +160,9 @@ $function$, current_schema(), pg_catalog.quote_ident(current_schema()) || '.stat
 END;
 $migration$;
 
--- The touch trigger and the cleanup procedure get the same treatment: their
--- operators and functions named with pg_catalog, their tables with the
--- schema, so that a session whose search_path puts another schema first
+-- The cleanup procedure gets the same treatment: its operators and
+-- functions named with pg_catalog, its tables with the schema, so that a session whose search_path puts another schema first
 -- (a superuser's psql, say) cannot make them run that schema's operators.
-CREATE OR REPLACE FUNCTION state_entries_touch() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    NEW.updated_at := pg_catalog.now();
-    NEW.version := OLD.version OPERATOR(pg_catalog.+) 1;
-    RETURN NEW;
-END;
-$$;
-
 DO $migration$
 BEGIN
     EXECUTE format($procedure$
@@ -201,8 +262,12 @@ AS $$
     SELECT (SELECT count(*) FROM gone), (SELECT marked.compacted_revision FROM marked);
 $$;
 
-REVOKE EXECUTE ON FUNCTION state_changes_compact(bigint, bigint, bigint) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION state_changes_compact_before(bigint, bigint, bigint) FROM PUBLIC;
+-- Every function here keeps PUBLIC's EXECUTE, the default, so that an
+-- application role set up by docs/least-privilege.sql for an earlier
+-- release keeps working after this migration without a new grant; the
+-- compaction functions stop at the settled revision the caller passes and
+-- the marker only moves forward, so calling them is no more than
+-- CompactChanges.
 
 ---- create above / drop below ----
 
@@ -211,6 +276,8 @@ DROP FUNCTION state_changes_compact(bigint, bigint, bigint);
 
 -- The touch trigger and the cleanup procedure as migrations 001 and 006
 -- left them.
+DROP TRIGGER state_entries_touch ON state_entries;
+
 CREATE OR REPLACE FUNCTION state_entries_touch() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -219,6 +286,16 @@ BEGIN
     RETURN NEW;
 END;
 $$;
+
+CREATE TRIGGER state_entries_touch
+    BEFORE UPDATE ON state_entries
+    FOR EACH ROW
+    WHEN (NEW.version = OLD.version)
+    EXECUTE FUNCTION state_entries_touch();
+
+ALTER TABLE state_entries DROP COLUMN create_revision, DROP COLUMN mod_revision;
+
+DROP FUNCTION state_next_revision();
 
 DO $migration$
 BEGIN

@@ -121,7 +121,17 @@ type Entry struct {
 	// repeated but fails with ErrOutcomeUnknown. A Delete (or the cleanup
 	// of an expired entry) removes the row, so the next write starts again
 	// at 1; RestoreCheckpoint brings back the versions the checkpoint holds.
+	// So the same version can name different writes: compare ModRevision
+	// (IfModRevision) to know it is the same one.
 	Version int64
+	// ModRevision is the store-wide revision of the entry's last write,
+	// the Revision of that write's put event; CreateRevision is the
+	// revision of the write that created it (or began its life again after
+	// it expired). Revisions are never reused: a delete and a re-create,
+	// or a restore, give new ones. Entries read from a checkpoint have none
+	// (0).
+	ModRevision    int64
+	CreateRevision int64
 }
 
 // CheckpointInfo describes one checkpoint.

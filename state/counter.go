@@ -79,11 +79,10 @@ func (m *Memory) Increment(ctx context.Context, key []byte, delta int64) (int64,
 	} else {
 		n = delta
 	}
-	m.store(Entry{Key: key, Value: []byte(strconv.FormatInt(n, 10))}, now)
+	e := m.next(Entry{Key: key, Value: []byte(strconv.FormatInt(n, 10))}, now)
 	if live {
-		e := m.entries[string(key)]
 		e.expiresAt, e.metadata = old.expiresAt, old.metadata
-		m.entries[string(key)] = e
 	}
+	m.logPut(string(key), e, now)
 	return n, nil
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -129,7 +130,7 @@ func (m *Memory) rewriteExpiry(ctx context.Context, op string, key []byte, chang
 	}
 	e.updatedAt = now
 	e.version++
-	m.entries[string(key)] = e
+	e.createRevision = cmp.Or(e.createRevision, e.modRevision)
 	m.logPut(string(key), e, now)
 	return true, nil
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -38,6 +39,11 @@ type memEntry struct {
 	updatedAt time.Time
 	expiresAt time.Time
 	version   int64
+	// modRevision is the revision of the last write; createRevision that
+	// of the write that created the entry, 0 while it is modRevision (as
+	// Postgres keeps NULL).
+	modRevision    int64
+	createRevision int64
 }
 
 type memCheckpoint struct {
@@ -77,6 +83,9 @@ func (e memEntry) toEntry(key string) Entry {
 		UpdatedAt: e.updatedAt,
 		ExpiresAt: e.expiresAt,
 		Version:   e.version,
+
+		ModRevision:    e.modRevision,
+		CreateRevision: cmp.Or(e.createRevision, e.modRevision),
 	}
 }
 
@@ -176,6 +185,11 @@ func (m *Memory) check(e Entry) error {
 
 // store writes a validated entry; callers hold the write lock.
 func (m *Memory) store(e Entry, now time.Time) {
+	m.logPut(string(e.Key), m.next(e, now), now)
+}
+
+// next is the entry a put of e makes, from the one it replaces.
+func (m *Memory) next(e Entry, now time.Time) memEntry {
 	k := string(e.Key)
 	md, _ := encodeMetadata(e.Metadata)
 	next := memEntry{
@@ -192,10 +206,10 @@ func (m *Memory) store(e Entry, now time.Time) {
 		next.version = old.version + 1
 		if old.live(now) {
 			next.createdAt = old.createdAt
+			next.createRevision = cmp.Or(old.createRevision, old.modRevision)
 		}
 	}
-	m.entries[k] = next
-	m.logPut(k, next, now)
+	return next
 }
 
 // Delete implements Backend.
@@ -491,6 +505,7 @@ func (m *Memory) createCheckpoint(ctx context.Context, metadata any, name string
 	}
 	for k, e := range m.entries {
 		if e.live(now) {
+			e.modRevision, e.createRevision = 0, 0 // as Postgres's checkpoint rows
 			cp.entries[k] = e
 			cp.info.Rows++
 			cp.info.Bytes += int64(len(k) + len(e.value))
@@ -523,8 +538,7 @@ func (m *Memory) RestoreCheckpointCount(ctx context.Context, id uuid.UUID) (int6
 	}
 	m.entries = make(map[string]memEntry, len(cp.entries))
 	for k, e := range cp.entries {
-		m.entries[k] = e
-		m.logPut(k, e, now)
+		m.logPut(k, e, now) // a new revision: a restore is a new write
 	}
 	return int64(len(cp.entries)), nil
 }

@@ -21,19 +21,23 @@ type memFeed struct {
 	compacted int64
 	wake      chan struct{} // closed and replaced by every append
 	closed    bool
-	// buffered marks the feed of a transaction: its changes get their
-	// revisions when the transaction commits (commit).
+	// buffered marks the feed of a transaction: its changes are appended
+	// to parent's when the transaction commits (commit).
 	buffered bool
+	parent   *memFeed
 }
 
 func newMemFeed() *memFeed { return &memFeed{wake: make(chan struct{})} }
 
 // txFeed returns the feed a transaction records into.
-func (f *memFeed) txFeed() *memFeed { return &memFeed{buffered: true} }
+// Its revisions are drawn from f at once, as Postgres draws them inside the
+// transaction: a rolled-back transaction leaves them unused.
+func (f *memFeed) txFeed() *memFeed { return &memFeed{buffered: true, parent: f} }
 
-func (f *memFeed) record(kind EventKind, key string, version int64, value []byte, expiresAt time.Time, now time.Time) {
+// record logs a change and returns its revision.
+func (f *memFeed) record(kind EventKind, key string, version int64, value []byte, expiresAt time.Time, now time.Time) int64 {
 	if f == nil {
-		return
+		return 0
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -42,16 +46,29 @@ func (f *memFeed) record(kind EventKind, key string, version int64, value []byte
 		ev.Value = bytes.Clone(nonNil(value))
 		ev.ExpiresAt = expiresAt
 	}
-	f.appendLocked(ev)
-}
-
-func (f *memFeed) appendLocked(ev Event) {
 	if f.buffered {
+		ev.Revision = f.parent.draw()
 		f.changes = append(f.changes, ev)
-		return
+		return ev.Revision
 	}
 	f.revision++
 	ev.Revision = f.revision
+	f.appendLocked(ev)
+	return ev.Revision
+}
+
+// draw hands out the next revision.
+func (f *memFeed) draw() int64 {
+	if f == nil {
+		return 0
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.revision++
+	return f.revision
+}
+
+func (f *memFeed) appendLocked(ev Event) {
 	f.changes = append(f.changes, ev)
 	close(f.wake)
 	f.wake = make(chan struct{})
@@ -81,9 +98,11 @@ func (f *memFeed) close() {
 	}
 }
 
-// logPut records the write of e under k; callers hold the write lock.
+// logPut stores e under k, with the revision of its write, and records the
+// write; callers hold the write lock.
 func (m *Memory) logPut(k string, e memEntry, now time.Time) {
-	m.feed.record(EventPut, k, e.version, e.value, e.expiresAt, now)
+	e.modRevision = m.feed.record(EventPut, k, e.version, e.value, e.expiresAt, now)
+	m.entries[k] = e
 }
 
 // logRemove records the removal of k's row, if there is one, as Postgres's

@@ -23,12 +23,11 @@ func (m *Memory) PutEntry(ctx context.Context, key, value []byte, opts ...WriteO
 	}
 	now := m.Now()
 	old, existed := m.liveEntry(key, now)
-	if o.conditional && old.version != o.expected {
-		return WriteResult{}, memFail("put entry", mismatch(key, o.expected, old.version))
+	if o.conditional && o.current(old.version, old.modRevision) != o.expected {
+		return WriteResult{}, memFail("put entry", o.mismatchOf(key, old.version, old.modRevision))
 	}
-	m.store(e, now)
-	// What store does not know of: an exact expiry, and what to keep.
-	next := m.entries[string(key)]
+	next := m.next(e, now)
+	// What next does not know of: an exact expiry, and what to keep.
 	if !o.expiresAt.IsZero() {
 		next.expiresAt = o.expiresAt.Truncate(time.Microsecond) // as pgx sends it
 	}
@@ -38,11 +37,13 @@ func (m *Memory) PutEntry(ctx context.Context, key, value []byte, opts ...WriteO
 	if existed && o.keepMetadata {
 		next.metadata = bytes.Clone(old.metadata)
 	}
-	m.entries[string(key)] = next
+	m.logPut(string(key), next, now)
+	next = m.entries[string(key)]
 	return WriteResult{
-		Version: next.version,
-		Existed: existed,
-		Prev:    memPrev(key, o.prev, existed, old),
+		Version:  next.version,
+		Revision: next.modRevision,
+		Existed:  existed,
+		Prev:     memPrev(key, o.prev, existed, old),
 	}, nil
 }
 
@@ -61,8 +62,8 @@ func (m *Memory) DeleteEntry(ctx context.Context, key []byte, opts ...WriteOptio
 		return WriteResult{}, memFail("delete entry", err)
 	}
 	old, existed := m.liveEntry(key, m.Now())
-	if o.conditional && old.version != o.expected {
-		return WriteResult{}, memFail("delete entry", mismatch(key, o.expected, old.version))
+	if o.conditional && o.current(old.version, old.modRevision) != o.expected {
+		return WriteResult{}, memFail("delete entry", o.mismatchOf(key, old.version, old.modRevision))
 	}
 	m.deleteKeys([][]byte{key})
 	return WriteResult{Existed: existed, Prev: memPrev(key, o.prev, existed, old)}, nil

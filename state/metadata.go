@@ -252,6 +252,9 @@ func (p *Postgres) GetEntry(ctx context.Context, key []byte) (Entry, bool, error
 		return Entry{}, false, p.fail(ctx, "get entry", err)
 	}
 	row, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) (gen.StateEntry, error) {
+		if boundTx(ctx) != nil {
+			return p.q.EntryGetFullLocked(ctx, db, key) // see EntryGetLocked
+		}
 		return p.q.EntryGetFull(ctx, db, key)
 	})
 	if isNoRows(err) {
@@ -301,6 +304,12 @@ func entryFromRow(row gen.StateEntry) Entry {
 		CreatedAt: row.CreatedAt,
 		UpdatedAt: row.UpdatedAt,
 		Version:   row.Version,
+
+		ModRevision:    row.ModRevision,
+		CreateRevision: row.ModRevision,
+	}
+	if row.CreateRevision != nil {
+		e.CreateRevision = *row.CreateRevision
 	}
 	if row.ExpiresAt != nil {
 		e.ExpiresAt = *row.ExpiresAt

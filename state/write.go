@@ -23,6 +23,7 @@ type writeOptions struct {
 	hasMetadata  bool
 	conditional  bool
 	expected     int64
+	byRevision   bool // expected is a mod revision (IfModRevision), not a version
 	keepTTL      bool
 	keepMetadata bool
 	prev         bool
@@ -77,7 +78,33 @@ func IfVersion(v int64) WriteOption {
 		if v < 0 {
 			o.invalid(fmt.Errorf("%w: IfVersion(%d), versions are never negative", ErrInvalidOption, v))
 		}
+		if o.conditional && o.byRevision {
+			o.invalid(fmt.Errorf("%w: IfVersion and IfModRevision together", ErrInvalidOption))
+		}
 		o.conditional, o.expected = true, v
+	}
+}
+
+// IfModRevision makes the write happen only if the key's live entry was
+// last written at revision rev (Entry.ModRevision, WriteResult.Revision, an
+// event's Revision); otherwise it writes nothing and fails with
+// ErrVersionMismatch. IfModRevision(0) means "no live entry". Unlike a
+// version, a revision is never reused, so the condition cannot hold for
+// another incarnation of the key: not after the key was deleted and written
+// again, nor after a checkpoint was restored. Use it for compare-and-swap
+// that must not suffer ABA (a lock taken over by someone else, then freed
+// and taken again); IfVersion is enough where only "did it change since I
+// read it, without a delete in between" matters, and its numbers are
+// small and per key.
+func IfModRevision(rev int64) WriteOption {
+	return func(o *writeOptions) {
+		if rev < 0 {
+			o.invalid(fmt.Errorf("%w: IfModRevision(%d), revisions are never negative", ErrInvalidOption, rev))
+		}
+		if o.conditional && !o.byRevision {
+			o.invalid(fmt.Errorf("%w: IfVersion and IfModRevision together", ErrInvalidOption))
+		}
+		o.conditional, o.expected, o.byRevision = true, rev, true
 	}
 }
 
@@ -113,7 +140,7 @@ func collectWriteOptions(opts []WriteOption, isDelete bool) (writeOptions, error
 	case o.hasMetadata && o.keepMetadata:
 		o.err = fmt.Errorf("%w: WithMetadata and KeepMetadata together", ErrInvalidOption)
 	case isDelete && (o.ttl != 0 || !o.expiresAt.IsZero() || o.hasMetadata || o.keepTTL || o.keepMetadata):
-		o.err = fmt.Errorf("%w: a delete takes only IfVersion and WithPrevEntry", ErrInvalidOption)
+		o.err = fmt.Errorf("%w: a delete takes only IfVersion, IfModRevision and WithPrevEntry", ErrInvalidOption)
 	case isDelete && o.conditional && o.expected == 0:
 		o.err = fmt.Errorf("%w: a delete cannot require the key to be absent", ErrInvalidOption)
 	}
@@ -124,6 +151,10 @@ func collectWriteOptions(opts []WriteOption, isDelete bool) (writeOptions, error
 type WriteResult struct {
 	// Version is the entry's version after a put; 0 after a delete.
 	Version int64
+	// Revision is the put's revision: the entry's new ModRevision and the
+	// Revision of its put event. 0 after a delete (the delete's revision
+	// is its event's).
+	Revision int64
 	// Existed reports whether the key had a live entry before the call.
 	Existed bool
 	// Prev is that entry, with WithPrevEntry; nil otherwise or when there
@@ -135,12 +166,19 @@ type WriteResult struct {
 // did not hold. It matches ErrVersionMismatch.
 type VersionMismatchError struct {
 	Key      []byte
-	Expected int64 // the version the caller required (0: absent)
-	Current  int64 // the live version found (0: absent)
+	Expected int64 // the version (or mod revision) the caller required (0: absent)
+	Current  int64 // the live version (or mod revision) found (0: absent)
+	// Revision marks a condition on the mod revision (IfModRevision):
+	// Expected and Current are revisions, not versions.
+	Revision bool
 }
 
 func (e *VersionMismatchError) Error() string {
-	return fmt.Sprintf("%v: key %q is at version %d, want %d", ErrVersionMismatch, e.Key, e.Current, e.Expected)
+	what := "version"
+	if e.Revision {
+		what = "mod revision"
+	}
+	return fmt.Sprintf("%v: key %q is at %s %d, want %d", ErrVersionMismatch, e.Key, what, e.Current, e.Expected)
 }
 
 // Is makes errors.Is(err, ErrVersionMismatch) true.
@@ -150,6 +188,23 @@ func mismatch(key []byte, expected, current int64) error {
 	return &VersionMismatchError{Key: bytes.Clone(key), Expected: expected, Current: current}
 }
 
+// mismatchOf is the error of o's failed condition, given the live entry's
+// version and mod revision (0, 0: absent).
+func (o writeOptions) mismatchOf(key []byte, version, revision int64) error {
+	if o.byRevision {
+		return &VersionMismatchError{Key: bytes.Clone(key), Expected: o.expected, Current: revision, Revision: true}
+	}
+	return mismatch(key, o.expected, version)
+}
+
+// current is what o's condition compares: the version or the mod revision.
+func (o writeOptions) current(version, revision int64) int64 {
+	if o.byRevision {
+		return revision
+	}
+	return version
+}
+
 func (o writeOptions) params(key, value []byte) (gen.EntryWriteParams, error) {
 	arg := gen.EntryWriteParams{
 		Key:          key,
@@ -157,6 +212,7 @@ func (o writeOptions) params(key, value []byte) (gen.EntryWriteParams, error) {
 		Metadata:     o.metadata,
 		Conditional:  o.conditional,
 		Expected:     o.expected,
+		ByRevision:   o.byRevision,
 		KeepMetadata: o.keepMetadata,
 		KeepTtl:      o.keepTTL,
 		WantPrev:     o.prev,
@@ -176,11 +232,11 @@ func (o writeOptions) params(key, value []byte) (gen.EntryWriteParams, error) {
 
 // prevEntry builds WriteResult.Prev from the columns both conditional
 // statements return.
-func prevEntry(key []byte, want, existed bool, version int64, value []byte, md json.RawMessage, created, updated, expires *time.Time) *Entry {
+func prevEntry(key []byte, want, existed bool, version, modRev, createRev int64, value []byte, md json.RawMessage, created, updated, expires *time.Time) *Entry {
 	if !want || !existed {
 		return nil
 	}
-	e := &Entry{Key: bytes.Clone(key), Value: nonNil(value), Metadata: md, Version: version}
+	e := &Entry{Key: bytes.Clone(key), Value: nonNil(value), Metadata: md, Version: version, ModRevision: modRev, CreateRevision: createRev}
 	if created != nil {
 		e.CreatedAt = *created
 	}
@@ -224,19 +280,20 @@ func (p *Postgres) PutEntry(ctx context.Context, key, value []byte, opts ...Writ
 		// committed after the statement's snapshot was taken (the insert
 		// then met the row's lock). Nothing was written, so the statement
 		// can run again and see that row.
-		if row.Version != 0 || row.CurrentVersion != o.expected {
+		if row.Version != 0 || o.current(row.CurrentVersion, row.CurrentRevision) != o.expected {
 			break
 		}
 	}
 	if row.Version == 0 {
-		return WriteResult{}, p.fail(ctx, "put entry", mismatch(key, o.expected, row.CurrentVersion))
+		return WriteResult{}, p.fail(ctx, "put entry", o.mismatchOf(key, row.CurrentVersion, row.CurrentRevision))
 	}
 	p.stats.puts.Add(1)
 	p.stats.bytesWritten.Add(int64(len(key) + len(value)))
 	return WriteResult{
-		Version: row.Version,
-		Existed: row.Existed,
-		Prev:    prevEntry(key, o.prev, row.Existed, row.CurrentVersion, row.PrevValue, row.PrevMetadata, row.PrevCreatedAt, row.PrevUpdatedAt, row.PrevExpiresAt),
+		Version:  row.Version,
+		Revision: row.Revision,
+		Existed:  row.Existed,
+		Prev:     prevEntry(key, o.prev, row.Existed, row.CurrentVersion, row.CurrentRevision, row.PrevCreateRevision, row.PrevValue, row.PrevMetadata, row.PrevCreatedAt, row.PrevUpdatedAt, row.PrevExpiresAt),
 	}, nil
 }
 
@@ -251,7 +308,7 @@ func (p *Postgres) DeleteEntry(ctx context.Context, key []byte, opts ...WriteOpt
 	if err != nil {
 		return WriteResult{}, p.fail(ctx, "delete entry", err)
 	}
-	arg := gen.EntryDeleteIfParams{Key: key, Conditional: o.conditional, Expected: o.expected, WantPrev: o.prev}
+	arg := gen.EntryDeleteIfParams{Key: key, Conditional: o.conditional, Expected: o.expected, ByRevision: o.byRevision, WantPrev: o.prev}
 	row, err := query(ctx, p, onceOnly, func(ctx context.Context, db gen.DBTX) (gen.EntryDeleteIfRow, error) {
 		return p.q.EntryDeleteIf(ctx, db, arg)
 	})
@@ -259,12 +316,12 @@ func (p *Postgres) DeleteEntry(ctx context.Context, key []byte, opts ...WriteOpt
 		return WriteResult{}, p.fail(ctx, "delete entry", err)
 	}
 	if o.conditional && !row.Deleted {
-		return WriteResult{}, p.fail(ctx, "delete entry", mismatch(key, o.expected, row.CurrentVersion))
+		return WriteResult{}, p.fail(ctx, "delete entry", o.mismatchOf(key, row.CurrentVersion, row.CurrentRevision))
 	}
 	p.stats.deletes.Add(1)
 	return WriteResult{
 		Existed: row.Existed,
-		Prev:    prevEntry(key, o.prev, row.Existed, row.CurrentVersion, row.PrevValue, row.PrevMetadata, row.PrevCreatedAt, row.PrevUpdatedAt, row.PrevExpiresAt),
+		Prev:    prevEntry(key, o.prev, row.Existed, row.CurrentVersion, row.CurrentRevision, row.PrevCreateRevision, row.PrevValue, row.PrevMetadata, row.PrevCreatedAt, row.PrevUpdatedAt, row.PrevExpiresAt),
 	}, nil
 }
 

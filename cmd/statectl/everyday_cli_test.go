@@ -92,7 +92,7 @@ func TestVersion(t *testing.T) {
 	t.Parallel()
 	for _, flag := range []string{"--version", "-version"} {
 		r := statectl(t, nil, flag)
-		if r.code != exitOK || !strings.HasPrefix(r.stdout, "statectl ") || !strings.Contains(r.stdout, "(schema version 9, go") {
+		if r.code != exitOK || !strings.HasPrefix(r.stdout, "statectl ") || !strings.Contains(r.stdout, "(schema version 10, go") {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", flag, r.code, r.stdout, r.stderr)
 		}
 	}
@@ -238,13 +238,13 @@ func TestMigrateDownConfirmation(t *testing.T) {
 	dsn := testdb.EmptyDSN(t)
 	runSteps(t, dsn, []step{
 		{name: "Up", args: []string{"migrate", "up"}},
-		{name: "DownEmpty", args: []string{"migrate", "down"}, stdout: "migrated schema public from version 9 to 8\n"},
+		{name: "DownEmpty", args: []string{"migrate", "down"}, stdout: "migrated schema public from version 10 to 9\n"},
 		{name: "UpAgain", args: []string{"migrate", "up"}},
 		{name: "Put", args: []string{"put", "k", "v"}},
 		{name: "DownRefused", args: []string{"migrate", "down", "--to", "0"}, code: exitUsage,
-			stderrHas: "migrate down would roll schema public back from version 9 to 0 while it holds 1 entry; stdin is not a terminal to confirm it: pass --yes"},
+			stderrHas: "migrate down would roll schema public back from version 10 to 0 while it holds 1 entry; stdin is not a terminal to confirm it: pass --yes"},
 		{name: "Unchanged", args: []string{"get", "k"}, stdout: "v\n"},
-		{name: "DownYes", args: []string{"migrate", "down", "--to", "0", "--yes"}, stdout: "migrated schema public from version 9 to 0\n"},
+		{name: "DownYes", args: []string{"migrate", "down", "--to", "0", "--yes"}, stdout: "migrated schema public from version 10 to 0\n"},
 		{name: "YesOnStatus", args: []string{"migrate", "status", "--yes"}, code: exitUsage, stderrHas: "--yes does not apply"},
 	})
 }

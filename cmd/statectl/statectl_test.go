@@ -311,8 +311,8 @@ func TestMigrate(t *testing.T) {
 	status := func(version int32) func(t *testing.T, r result) {
 		return func(t *testing.T, r result) {
 			got := decodeJSON[migrateStatusJSON](t, r)
-			if got.Schema != "public" || got.Version != version || got.Latest != 9 || len(got.Migrations) != 9 {
-				t.Fatalf("status %+v, want public at %d of 9 with 9 migrations", got, version)
+			if got.Schema != "public" || got.Version != version || got.Latest != 10 || len(got.Migrations) != 10 {
+				t.Fatalf("status %+v, want public at %d of 10 with 10 migrations", got, version)
 			}
 			for _, m := range got.Migrations {
 				if m.Applied != (m.Version <= version) || !strings.HasSuffix(m.Name, ".sql") {
@@ -330,29 +330,29 @@ func TestMigrate(t *testing.T) {
 	}
 	runSteps(t, dsn, []step{
 		{name: "StatusEmpty", args: []string{"--json", "migrate", "status"}, check: status(0)},
-		{name: "StatusHuman", args: []string{"migrate", "status"}, contains: []string{"version 0 of 9 (9 pending", "001_create_state_table.sql", "pending"}},
-		{name: "Up", args: []string{"migrate", "up"}, stdout: "migrated schema public from version 0 to 9\n"},
-		{name: "StatusUp", args: []string{"migrate", "status", "--json"}, check: status(9)},
-		{name: "UpAgain", args: []string{"migrate", "up"}, stdout: "schema public is at version 9; nothing to do\n"},
-		{name: "HealthUp", args: []string{"health"}, stdout: "ok: schema public is at version 9\n"},
+		{name: "StatusHuman", args: []string{"migrate", "status"}, contains: []string{"version 0 of 10 (10 pending", "001_create_state_table.sql", "pending"}},
+		{name: "Up", args: []string{"migrate", "up"}, stdout: "migrated schema public from version 0 to 10\n"},
+		{name: "StatusUp", args: []string{"migrate", "status", "--json"}, check: status(10)},
+		{name: "UpAgain", args: []string{"migrate", "up"}, stdout: "schema public is at version 10; nothing to do\n"},
+		{name: "HealthUp", args: []string{"health"}, stdout: "ok: schema public is at version 10\n"},
 		{name: "PutWhileUp", args: []string{"put", "k", "v"}},
 		{name: "DownUnconfirmed", args: []string{"migrate", "down"}, code: exitUsage, stderrHas: "while it holds 1 entry; stdin is not a terminal to confirm it: pass --yes"},
-		{name: "DownOne", args: []string{"--json", "migrate", "down", "--yes"}, check: moved(9, 8)},
-		{name: "GetWhileDown", args: []string{"get", "k"}, code: exitFailure, stderrHas: "this release needs 9"},
-		{name: "DownTo", args: []string{"migrate", "down", "--to", "2", "--json", "--yes"}, check: moved(8, 2)},
+		{name: "DownOne", args: []string{"--json", "migrate", "down", "--yes"}, check: moved(10, 9)},
+		{name: "GetWhileDown", args: []string{"get", "k"}, code: exitFailure, stderrHas: "this release needs 10"},
+		{name: "DownTo", args: []string{"migrate", "down", "--to", "2", "--json", "--yes"}, check: moved(9, 2)},
 		{name: "StatusDown", args: []string{"--json", "migrate", "status"}, check: status(2)},
 		{name: "UpBelowCurrent", args: []string{"migrate", "up", "--to", "1"}, code: exitUsage, stderrHas: "use 'statectl migrate down --to 1'"},
 		{name: "DownAboveCurrent", args: []string{"migrate", "down", "--to", "3"}, code: exitUsage, stderrHas: "use 'statectl migrate up --to 3'"},
 		{name: "UpTo", args: []string{"--json", "migrate", "up", "--to", "3"}, check: moved(2, 3)},
-		{name: "UpRest", args: []string{"--json", "migrate", "up"}, check: moved(3, 9)},
+		{name: "UpRest", args: []string{"--json", "migrate", "up"}, check: moved(3, 10)},
 		// Rolling back to 2 kept the entries table of migration 1.
 		{name: "DataSurvivesPartialRollback", args: []string{"count"}, stdout: "1\n"},
-		{name: "DownToZero", args: []string{"migrate", "down", "--to", "0", "--yes"}, stdout: "migrated schema public from version 9 to 0\n"},
+		{name: "DownToZero", args: []string{"migrate", "down", "--to", "0", "--yes"}, stdout: "migrated schema public from version 10 to 0\n"},
 		{name: "DownAtZero", args: []string{"migrate", "down"}, stdout: "schema public is at version 0; nothing to do\n"},
 		{name: "StatusZero", args: []string{"--json", "migrate", "status"}, check: status(0)},
 		// A second schema is a second, independent store in the same
 		// database.
-		{name: "UpOtherSchema", args: []string{"--schema", "tenant_b", "migrate", "up"}, stdout: "migrated schema tenant_b from version 0 to 9\n"},
+		{name: "UpOtherSchema", args: []string{"--schema", "tenant_b", "migrate", "up"}, stdout: "migrated schema tenant_b from version 0 to 10\n"},
 		{name: "PutOtherSchema", args: []string{"--schema", "tenant_b", "put", "only-b", "1"}},
 		{name: "PublicStillEmpty", args: []string{"count"}, code: exitFailure, stderrHas: "migrate up"},
 		{name: "CountOtherSchema", args: []string{"--schema", "tenant_b", "count"}, stdout: "1\n"},
@@ -600,8 +600,8 @@ func TestMaintenance(t *testing.T) {
 		{name: "PutA", args: []string{"put", "a", "12345"}},
 		{name: "PutB", args: []string{"put", "b", "67890"}},
 		{name: "Checkpoint", args: []string{"checkpoint", "create"}},
-		{name: "Health", args: []string{"health"}, stdout: "ok: schema public is at version 9\n"},
-		{name: "HealthJSON", args: []string{"--json", "health"}, stdout: `{"status":"ok","schema":"public","version":9}` + "\n"},
+		{name: "Health", args: []string{"health"}, stdout: "ok: schema public is at version 10\n"},
+		{name: "HealthJSON", args: []string{"--json", "health"}, stdout: `{"status":"ok","schema":"public","version":10}` + "\n"},
 		{name: "Vacuum", args: []string{"vacuum"}, stdout: "vacuumed and analyzed the tables of schema public\n"},
 		{name: "VacuumJSON", args: []string{"vacuum", "--json"}, stdout: `{"vacuumed":"public"}` + "\n"},
 		{name: "Cleanup", args: []string{"cleanup"}, stdout: "deleted 0 expired entries\n"},

@@ -19,7 +19,7 @@ import (
 func RunStore(t *testing.T, newStore func(t *testing.T) state.Store) {
 	t.Helper()
 	Run(t, func(t *testing.T) state.Backend { return newStore(t) })
-	for _, tc := range append(append(append(storeTests, writeTests...), watchTests...), dailyTests()...) {
+	for _, tc := range append(append(append(append(storeTests, writeTests...), revisionTests...), watchTests...), dailyTests()...) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.run(t, newStore(t))

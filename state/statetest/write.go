@@ -23,6 +23,7 @@ var writeTests = []storeTest{
 	{"DeletePrefixCountPrefix", testDeletePrefixCountPrefix},
 	{"TransactCommitsAndRollsBack", testTransactCommitAndRollback},
 	{"TransactPanicRollsBack", testTransactPanic},
+	{"TransactSerializableAgainstPlainWrites", testTransactAgainstPlainWrites},
 	{"CounterThroughTransact", testCounterTransact},
 	{"CounterThroughConditionalPut", testCounterConditional},
 }
@@ -412,4 +413,44 @@ func testCounterConditional(t *testing.T, s state.Store) {
 			}
 		}
 	})
+}
+
+// testTransactAgainstPlainWrites: a read-modify-write in a transaction and
+// a plain Delete of the same key, outside any transaction, that runs while
+// the transaction is between its read and its write. Whatever the store
+// does (make the Delete wait, or run the transaction again), the outcome
+// must be that of some serial order: the Delete after the transaction
+// (key absent) or before it (the transaction read nothing and wrote "+"),
+// never the transaction's write of what it read before the Delete ("5+"),
+// which resurrects a deleted key.
+func testTransactAgainstPlainWrites(t *testing.T, s state.Store) {
+	mustPut(t, s, "n", "5")
+	deleted := make(chan error, 1)
+	attempts := 0
+	err := s.Transact(ctx(), func(c context.Context, tx state.Ops) error {
+		attempts++
+		v, _, err := tx.Get(c, []byte("n"))
+		if err != nil {
+			return err
+		}
+		if attempts == 1 {
+			go func() { deleted <- s.Delete(ctx(), []byte("n")) }()
+			select {
+			case <-deleted:
+				deleted <- nil
+			case <-time.After(300 * time.Millisecond): // the Delete waits for the transaction
+			}
+		}
+		return tx.Put(c, []byte("n"), append(v, '+'))
+	})
+	if err != nil {
+		t.Fatalf("Transact: %v", err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	v, found := mustGet(t, s, "n")
+	if found && v != "+" {
+		t.Fatalf("after the transaction and the Delete the key holds %q (%d attempts); want it absent, or \"+\"", v, attempts)
+	}
 }
