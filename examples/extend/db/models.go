@@ -27,11 +27,13 @@ type StateChange struct {
 	Version int64
 	// Start time of the writing transaction (its now()).
 	ChangedAt time.Time
-	// 1 put, 2 delete, 3 expire (an expired row removed), 0 gap (a revision no write committed).
+	// 1 put, 2 delete, 3 expire (an expired row removed); 0 a gap row written by releases before migration 010 (never delivered).
 	Kind int16
 	Key  []byte
 	// The value written by a put; NULL otherwise.
 	Value []byte
+	// The expiry of the entry a put wrote; NULL when none (or for other kinds).
+	ExpiresAt *time.Time
 }
 
 // pgstate change feed state: a single row.
@@ -40,6 +42,8 @@ type StateChangesMetum struct {
 	CompactedRevision int64
 	// False while the feed is switched off (state_changes_set_enabled).
 	Enabled bool
+	// Second key of the advisory lock (1885828980, lock_key) every writer of the log holds in shared mode while it draws revisions.
+	LockKey int32
 }
 
 // pgstate checkpoints: one row per snapshot of state_entries.
@@ -84,4 +88,8 @@ type StateEntry struct {
 	Metadata json.RawMessage
 	// Starts at 1 and grows by one with every write of the key.
 	Version int64
+	// Store-wide revision of the last write of the entry; never reused (the revision of its put event).
+	ModRevision int64
+	// Revision of the write that created the entry (or began its life again after it expired); NULL when that is mod_revision.
+	CreateRevision *int64
 }
