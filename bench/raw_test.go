@@ -23,15 +23,33 @@ WHERE key = $1
 `
 
 const rawEntryPut = `-- name: EntryPut :exec
+WITH updated AS (
+    UPDATE state_entries AS e
+    SET value = $2,
+        metadata = $3,
+        expires_at = now()
+            + ($4::bigint / 1000000) * interval '1 second'
+            + ($4::bigint % 1000000) * interval '1 microsecond',
+        updated_at = now(),
+        created_at = CASE WHEN e.expires_at <= now() THEN now() ELSE e.created_at END,
+        mod_revision = state_next_revision(),
+        create_revision = CASE
+            WHEN e.expires_at <= now() THEN NULL
+            ELSE coalesce(e.create_revision, e.mod_revision)
+        END,
+        version = e.version + 1
+    WHERE e.key = $1
+    RETURNING 1
+)
 INSERT INTO state_entries (key, value, metadata, expires_at)
-VALUES (
+SELECT
     $1,
     $2,
     $3,
     now()
         + ($4::bigint / 1000000) * interval '1 second'
         + ($4::bigint % 1000000) * interval '1 microsecond'
-)
+WHERE NOT EXISTS (SELECT FROM updated)
 ON CONFLICT (key) DO UPDATE
 SET value = excluded.value,
     metadata = excluded.metadata,
@@ -40,6 +58,11 @@ SET value = excluded.value,
     created_at = CASE
         WHEN state_entries.expires_at <= now() THEN now()
         ELSE state_entries.created_at
+    END,
+    mod_revision = state_next_revision(),
+    create_revision = CASE
+        WHEN state_entries.expires_at <= now() THEN NULL
+        ELSE coalesce(state_entries.create_revision, state_entries.mod_revision)
     END,
     version = state_entries.version + 1
 `
@@ -99,6 +122,11 @@ SET value = excluded.value,
         WHEN state_entries.expires_at <= now() THEN now()
         ELSE state_entries.created_at
     END,
+    mod_revision = state_next_revision(),
+    create_revision = CASE
+        WHEN state_entries.expires_at <= now() THEN NULL
+        ELSE coalesce(state_entries.create_revision, state_entries.mod_revision)
+    END,
     version = state_entries.version + 1
 `
 
@@ -112,7 +140,7 @@ ORDER BY key
 `
 
 const rawEntriesFindByMetadata = `-- name: EntriesFindByMetadata :many
-SELECT key, value, created_at, updated_at, expires_at, metadata, version
+SELECT key, value, created_at, updated_at, expires_at, metadata, version, mod_revision, create_revision
 FROM state_entries
 WHERE metadata @> $1::jsonb
     AND (expires_at IS NULL OR expires_at > now())
@@ -188,7 +216,7 @@ WHERE ctid = ANY(ARRAY(
 `
 
 const rawEntriesScanFrom = `-- name: EntriesScanFrom :many
-SELECT key, value, created_at, updated_at, expires_at, metadata, version
+SELECT key, value, created_at, updated_at, expires_at, metadata, version, mod_revision, create_revision
 FROM state_entries
 WHERE key >= $1
     AND (expires_at IS NULL OR expires_at > now())
