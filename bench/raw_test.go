@@ -32,7 +32,7 @@ WITH updated AS (
             + ($4::bigint % 1000000) * interval '1 microsecond',
         updated_at = now(),
         created_at = CASE WHEN e.expires_at <= now() THEN now() ELSE e.created_at END,
-        mod_revision = state_next_revision(),
+        mod_revision = nextval('state_entries_revision_seq'),
         create_revision = CASE
             WHEN e.expires_at <= now() THEN NULL
             ELSE coalesce(e.create_revision, e.mod_revision)
@@ -59,7 +59,7 @@ SET value = excluded.value,
         WHEN state_entries.expires_at <= now() THEN now()
         ELSE state_entries.created_at
     END,
-    mod_revision = state_next_revision(),
+    mod_revision = nextval('state_entries_revision_seq'),
     create_revision = CASE
         WHEN state_entries.expires_at <= now() THEN NULL
         ELSE coalesce(state_entries.create_revision, state_entries.mod_revision)
@@ -122,7 +122,7 @@ SET value = excluded.value,
         WHEN state_entries.expires_at <= now() THEN now()
         ELSE state_entries.created_at
     END,
-    mod_revision = state_next_revision(),
+    mod_revision = nextval('state_entries_revision_seq'),
     create_revision = CASE
         WHEN state_entries.expires_at <= now() THEN NULL
         ELSE coalesce(state_entries.create_revision, state_entries.mod_revision)

@@ -19,23 +19,22 @@ GRANT SELECT, INSERT, UPDATE, DELETE
     ON pgstate.state_entries, pgstate.state_checkpoints, pgstate.state_checkpoint_entries
     TO pgstate_app;
 GRANT SELECT ON pgstate.pgstate_schema_version TO pgstate_app;
+-- Writes draw the entries' revisions (mod_revision) themselves.
+GRANT USAGE ON SEQUENCE pgstate.state_entries_revision_seq TO pgstate_app;
 -- The change feed: the triggers that log every write run as the owner
 -- (SECURITY DEFINER, migration 010), so the application role only reads
--- the log and its state; it compacts the log through the owner's two
--- compaction functions, granted below, and can neither write, alter nor
--- remove events, nor move the marker by hand. Its writes draw their
--- revisions themselves (state_next_revision, which the planner inlines
--- into each write), hence USAGE on the sequence: drawing a revision
--- without writing only leaves a hole, which readers skip. Switching the
--- feed off or on (SetChangeFeed, statectl feed) stays with the owner.
+-- the log, its state and the log sequence's position; it compacts the log
+-- through the owner's two compaction functions, granted below, and can
+-- neither write, alter nor remove events, nor move the marker by hand.
+-- Switching the feed off or on (SetChangeFeed, statectl feed) stays with
+-- the owner.
 GRANT SELECT ON pgstate.state_changes, pgstate.state_changes_meta TO pgstate_app;
-GRANT USAGE ON SEQUENCE pgstate.state_changes_revision_seq TO pgstate_app;
--- The store calls only the revision and compaction functions; the cleanup
--- procedure stays callable only by roles given it explicitly. Functions a
+GRANT SELECT ON SEQUENCE pgstate.state_changes_revision_seq TO pgstate_app;
+-- The store calls only the compaction functions; the cleanup procedure
+-- stays callable only by roles given it explicitly. Functions a
 -- later migration adds are executable by PUBLIC (the default) until this
 -- part runs again, so an upgrade needs no new grant to keep working.
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgstate FROM PUBLIC;
 REVOKE EXECUTE ON ALL PROCEDURES IN SCHEMA pgstate FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pgstate.state_next_revision(),
-    pgstate.state_changes_compact(bigint, bigint, bigint),
+GRANT EXECUTE ON FUNCTION pgstate.state_changes_compact(bigint, bigint, bigint),
     pgstate.state_changes_compact_before(bigint, bigint, bigint) TO pgstate_app;

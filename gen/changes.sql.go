@@ -150,6 +150,7 @@ SELECT
     p.expires_at,
     coalesce(p.key, ''::bytea)::bytea AS key,
     p.value::bytea AS value,
+    p.mod_revision,
     coalesce(p.fetched, 0)::bigint AS fetched
 FROM state_changes_meta AS m
 LEFT JOIN LATERAL (
@@ -161,15 +162,16 @@ LEFT JOIN LATERAL (
         w.expires_at,
         w.key,
         CASE WHEN $1::boolean AND w.kind = 1 THEN w.value END AS value,
+        w.mod_revision,
         w.fetched
     FROM (
         SELECT
-            c.revision, c.kind, c.version, c.changed_at, c.expires_at, c.key, c.value,
+            c.revision, c.kind, c.version, c.changed_at, c.expires_at, c.key, c.value, c.mod_revision,
             count(*) OVER () AS fetched,
             sum(CASE WHEN $1::boolean AND c.kind = 1 THEN coalesce(octet_length(c.value), 0) ELSE 0 END)
                 OVER (ORDER BY c.revision) AS bytes_through
         FROM (
-            SELECT c.revision, c.kind, c.version, c.changed_at, c.expires_at, c.key, c.value
+            SELECT c.revision, c.kind, c.version, c.changed_at, c.expires_at, c.key, c.value, c.mod_revision
             FROM state_changes AS c
             WHERE c.revision > $2
             ORDER BY c.revision
@@ -199,6 +201,7 @@ type ChangesPageRow struct {
 	ExpiresAt         *time.Time
 	Key               []byte
 	Value             []byte
+	ModRevision       *int64
 	Fetched           int64
 }
 
@@ -239,6 +242,7 @@ func (q *Queries) ChangesPage(ctx context.Context, db DBTX, arg ChangesPageParam
 			&i.ExpiresAt,
 			&i.Key,
 			&i.Value,
+			&i.ModRevision,
 			&i.Fetched,
 		); err != nil {
 			return nil, err

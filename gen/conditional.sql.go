@@ -181,7 +181,7 @@ WITH cur AS (
     FOR UPDATE
 ), updated AS (
     -- A row cur found (and locked) is updated in place; an upsert would
-    -- draw a revision for the insert it does not do (see EntryPut).
+    -- draw a mod_revision for the insert it does not do (see EntryPut).
     UPDATE state_entries AS e
     SET value = $3,
         metadata = CASE
@@ -199,7 +199,7 @@ WITH cur AS (
         END,
         updated_at = now(),
         created_at = CASE WHEN c.live THEN e.created_at ELSE now() END,
-        mod_revision = state_next_revision(),
+        mod_revision = nextval('state_entries_revision_seq'),
         create_revision = CASE WHEN c.live THEN coalesce(e.create_revision, e.mod_revision) END,
         version = e.version + 1
     FROM cur AS c
@@ -240,7 +240,7 @@ WITH cur AS (
             WHEN state_entries.expires_at <= now() THEN now()
             ELSE state_entries.created_at
         END,
-        mod_revision = state_next_revision(),
+        mod_revision = nextval('state_entries_revision_seq'),
         create_revision = CASE
             WHEN state_entries.expires_at <= now() THEN NULL
             ELSE coalesce(state_entries.create_revision, state_entries.mod_revision)

@@ -210,7 +210,7 @@ WITH updated AS (
             + ($4::bigint % 1000000) * interval '1 microsecond',
         updated_at = now(),
         created_at = CASE WHEN e.expires_at <= now() THEN now() ELSE e.created_at END,
-        mod_revision = state_next_revision(),
+        mod_revision = nextval('state_entries_revision_seq'),
         create_revision = CASE
             WHEN e.expires_at <= now() THEN NULL
             ELSE coalesce(e.create_revision, e.mod_revision)
@@ -237,7 +237,7 @@ SET value = excluded.value,
         WHEN state_entries.expires_at <= now() THEN now()
         ELSE state_entries.created_at
     END,
-    mod_revision = state_next_revision(),
+    mod_revision = nextval('state_entries_revision_seq'),
     create_revision = CASE
         WHEN state_entries.expires_at <= now() THEN NULL
         ELSE coalesce(state_entries.create_revision, state_entries.mod_revision)
@@ -260,9 +260,9 @@ type EntryPutParams struct {
 // is added as whole seconds plus the remaining microseconds, both exact.
 // An existing row is updated first, and a new one inserted only when there
 // was none: an upsert evaluates the insert's column defaults before it
-// finds the row, so every overwrite would draw a revision it throws away
-// (a hole the change feed's readers must settle). A row inserted meanwhile
-// by someone else is still met by ON CONFLICT.
+// finds the row, so every overwrite would draw a mod_revision it throws
+// away. A row inserted meanwhile by someone else is still met by ON
+// CONFLICT.
 func (q *Queries) EntryPut(ctx context.Context, db DBTX, arg EntryPutParams) error {
 	_, err := db.Exec(ctx, entryPut,
 		arg.Key,

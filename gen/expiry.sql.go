@@ -16,7 +16,7 @@ SET expires_at = now()
         + ($1::bigint / 1000000) * interval '1 second'
         + ($1::bigint % 1000000) * interval '1 microsecond',
     updated_at = now(),
-    mod_revision = state_next_revision(),
+    mod_revision = nextval('state_entries_revision_seq'),
     create_revision = coalesce(create_revision, mod_revision),
     version = version + 1
 WHERE key = $2
@@ -44,7 +44,7 @@ const entryPersist = `-- name: EntryPersist :one
 UPDATE state_entries
 SET expires_at = NULL,
     updated_at = now(),
-    mod_revision = state_next_revision(),
+    mod_revision = nextval('state_entries_revision_seq'),
     create_revision = coalesce(create_revision, mod_revision),
     version = version + 1
 WHERE key = $1

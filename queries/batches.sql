@@ -34,7 +34,7 @@ SET value = excluded.value,
         WHEN state_entries.expires_at <= now() THEN now()
         ELSE state_entries.created_at
     END,
-    mod_revision = state_next_revision(),
+    mod_revision = nextval('state_entries_revision_seq'),
     create_revision = CASE
         WHEN state_entries.expires_at <= now() THEN NULL
         ELSE coalesce(state_entries.create_revision, state_entries.mod_revision)

@@ -23,6 +23,7 @@ SELECT
     p.expires_at,
     coalesce(p.key, ''::bytea)::bytea AS key,
     p.value::bytea AS value,
+    p.mod_revision,
     coalesce(p.fetched, 0)::bigint AS fetched
 FROM state_changes_meta AS m
 LEFT JOIN LATERAL (
@@ -34,6 +35,7 @@ LEFT JOIN LATERAL (
         w.expires_at,
         w.key,
         CASE WHEN @with_values::boolean AND w.kind = 1 THEN w.value END AS value,
+        w.mod_revision,
         w.fetched
     FROM (
         SELECT
@@ -42,7 +44,7 @@ LEFT JOIN LATERAL (
             sum(CASE WHEN @with_values::boolean AND c.kind = 1 THEN coalesce(octet_length(c.value), 0) ELSE 0 END)
                 OVER (ORDER BY c.revision) AS bytes_through
         FROM (
-            SELECT c.revision, c.kind, c.version, c.changed_at, c.expires_at, c.key, c.value
+            SELECT c.revision, c.kind, c.version, c.changed_at, c.expires_at, c.key, c.value, c.mod_revision
             FROM state_changes AS c
             WHERE c.revision > @after
             ORDER BY c.revision

@@ -16,7 +16,7 @@ SET value = CASE
     expires_at = CASE WHEN state_entries.expires_at <= now() THEN NULL ELSE state_entries.expires_at END,
     created_at = CASE WHEN state_entries.expires_at <= now() THEN now() ELSE state_entries.created_at END,
     updated_at = now(),
-    mod_revision = state_next_revision(),
+    mod_revision = nextval('state_entries_revision_seq'),
     create_revision = CASE
         WHEN state_entries.expires_at <= now() THEN NULL
         ELSE coalesce(state_entries.create_revision, state_entries.mod_revision)

@@ -8,7 +8,7 @@ SET expires_at = now()
         + (sqlc.arg(ttl_micros)::bigint / 1000000) * interval '1 second'
         + (sqlc.arg(ttl_micros)::bigint % 1000000) * interval '1 microsecond',
     updated_at = now(),
-    mod_revision = state_next_revision(),
+    mod_revision = nextval('state_entries_revision_seq'),
     create_revision = coalesce(create_revision, mod_revision),
     version = version + 1
 WHERE key = @key
@@ -21,7 +21,7 @@ RETURNING version;
 UPDATE state_entries
 SET expires_at = NULL,
     updated_at = now(),
-    mod_revision = state_next_revision(),
+    mod_revision = nextval('state_entries_revision_seq'),
     create_revision = coalesce(create_revision, mod_revision),
     version = version + 1
 WHERE key = @key

@@ -124,11 +124,13 @@ type Entry struct {
 	// So the same version can name different writes: compare ModRevision
 	// (IfModRevision) to know it is the same one.
 	Version int64
-	// ModRevision is the store-wide revision of the entry's last write,
-	// the Revision of that write's put event; CreateRevision is the
-	// revision of the write that created it (or began its life again after
-	// it expired). Revisions are never reused: a delete and a re-create,
-	// or a restore, give new ones. Entries read from a checkpoint have none
+	// ModRevision is the store-wide revision of the entry's last write
+	// (its put event carries it as ModRevision); CreateRevision is that of
+	// the write that created it (or began its life again after it
+	// expired). Entry revisions are never reused: a delete and a
+	// re-create, or a restore, give new ones. They are numbered apart from
+	// the change log's revisions (Event.Revision), whose order a write's
+	// own number could not keep. Entries read from a checkpoint have none
 	// (0).
 	ModRevision    int64
 	CreateRevision int64

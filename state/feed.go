@@ -111,6 +111,9 @@ func (r *logReader) read(ctx context.Context) (events []Event, more bool, err er
 		if row.ExpiresAt != nil {
 			ev.ExpiresAt = *row.ExpiresAt
 		}
+		if row.ModRevision != nil {
+			ev.ModRevision = *row.ModRevision
+		}
 		if r.values && row.Kind == changePut {
 			ev.Value = nonNil(row.Value)
 		}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,7 +25,10 @@ type Memory struct {
 	entries     map[string]memEntry
 	checkpoints map[uuid.UUID]memCheckpoint
 	feed        *memFeed // the change log, memory_watch.go
-	closed      bool
+	// revisions numbers the entries' writes (memEntry.modRevision),
+	// shared with the store's transactions.
+	revisions *atomic.Int64
+	closed    bool
 	// MaxValueSize is the largest value accepted; NewMemory sets
 	// DefaultMaxValueSize.
 	MaxValueSize int
@@ -57,6 +61,7 @@ func NewMemory() *Memory {
 		entries:      make(map[string]memEntry),
 		checkpoints:  make(map[uuid.UUID]memCheckpoint),
 		feed:         newMemFeed(),
+		revisions:    new(atomic.Int64),
 		MaxValueSize: DefaultMaxValueSize,
 		Now:          time.Now,
 	}

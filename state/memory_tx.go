@@ -21,6 +21,7 @@ func (m *Memory) Transact(ctx context.Context, fn TxFunc) error {
 		MaxValueSize: m.MaxValueSize,
 		Now:          m.Now,
 		feed:         m.feed.txFeed(),
+		revisions:    m.revisions,
 	}
 	if err := fn(ctx, tx); err != nil {
 		return err

@@ -35,13 +35,13 @@ func newMemFeed() *memFeed { return &memFeed{wake: make(chan struct{})} }
 func (f *memFeed) txFeed() *memFeed { return &memFeed{buffered: true, parent: f} }
 
 // record logs a change and returns its revision.
-func (f *memFeed) record(kind EventKind, key string, version int64, value []byte, expiresAt time.Time, now time.Time) int64 {
+func (f *memFeed) record(kind EventKind, key string, version, modRevision int64, value []byte, expiresAt time.Time, now time.Time) int64 {
 	if f == nil {
 		return 0
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ev := Event{Kind: kind, Key: []byte(key), Version: version, Time: now}
+	ev := Event{Kind: kind, Key: []byte(key), Version: version, ModRevision: modRevision, Time: now}
 	if kind == EventPut {
 		ev.Value = bytes.Clone(nonNil(value))
 		ev.ExpiresAt = expiresAt
@@ -101,8 +101,9 @@ func (f *memFeed) close() {
 // logPut stores e under k, with the revision of its write, and records the
 // write; callers hold the write lock.
 func (m *Memory) logPut(k string, e memEntry, now time.Time) {
-	e.modRevision = m.feed.record(EventPut, k, e.version, e.value, e.expiresAt, now)
+	e.modRevision = m.revisions.Add(1) // under the write lock: in write order
 	m.entries[k] = e
+	m.feed.record(EventPut, k, e.version, e.modRevision, e.value, e.expiresAt, now)
 }
 
 // logRemove records the removal of k's row, if there is one, as Postgres's
@@ -117,7 +118,7 @@ func (m *Memory) logRemove(k string, now time.Time) {
 	if !e.live(now) {
 		kind = EventExpire
 	}
-	m.feed.record(kind, k, e.version, nil, time.Time{}, now)
+	m.feed.record(kind, k, e.version, 0, nil, time.Time{}, now)
 }
 
 // Revision implements Watcher.

@@ -57,6 +57,11 @@ type Event struct {
 	// Version is the entry's version that the put wrote, or that the
 	// delete or expiry removed.
 	Version int64
+	// ModRevision is the entry's ModRevision after a put (what
+	// IfModRevision compares, and PutEntry returned as
+	// WriteResult.Revision), 0 for other kinds. It is not the event's
+	// Revision: entries and the log number their revisions apart.
+	ModRevision int64
 	// Time is when the writing transaction started, by the database's
 	// clock (Postgres), or the write's time (Memory).
 	Time time.Time

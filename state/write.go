@@ -86,8 +86,8 @@ func IfVersion(v int64) WriteOption {
 }
 
 // IfModRevision makes the write happen only if the key's live entry was
-// last written at revision rev (Entry.ModRevision, WriteResult.Revision, an
-// event's Revision); otherwise it writes nothing and fails with
+// last written at revision rev (Entry.ModRevision, WriteResult.Revision, a
+// put event's ModRevision); otherwise it writes nothing and fails with
 // ErrVersionMismatch. IfModRevision(0) means "no live entry". Unlike a
 // version, a revision is never reused, so the condition cannot hold for
 // another incarnation of the key: not after the key was deleted and written
@@ -151,9 +151,8 @@ func collectWriteOptions(opts []WriteOption, isDelete bool) (writeOptions, error
 type WriteResult struct {
 	// Version is the entry's version after a put; 0 after a delete.
 	Version int64
-	// Revision is the put's revision: the entry's new ModRevision and the
-	// Revision of its put event. 0 after a delete (the delete's revision
-	// is its event's).
+	// Revision is the entry's new ModRevision after a put (its put event
+	// carries it as ModRevision), for IfModRevision; 0 after a delete.
 	Revision int64
 	// Existed reports whether the key had a live entry before the call.
 	Existed bool

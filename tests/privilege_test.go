@@ -179,6 +179,7 @@ func TestLeastPrivilege(t *testing.T) {
 			"UPDATE state_changes SET key = 'other'",
 			"UPDATE state_changes_meta SET compacted_revision = 9223372036854775807",
 			"UPDATE state_changes_meta SET enabled = false",
+			"SELECT nextval('state_changes_revision_seq')",
 			"SELECT state_changes_set_enabled(false)",
 		} {
 			t.Run(strings.Join(strings.Fields(stmt)[:min(3, len(strings.Fields(stmt)))], "_"), func(t *testing.T) {
@@ -231,8 +232,8 @@ func TestLeastPrivilege(t *testing.T) {
 			{"ChangesSelect", "REVOKE SELECT ON %s.state_changes FROM " + e.app, func(s, _ *state.Postgres) error { return firstWatchError(ctx, s) }},
 			{"ChangesMetaSelect", "REVOKE SELECT ON %s.state_changes_meta FROM " + e.app, func(s, _ *state.Postgres) error { _, err := s.Revision(ctx); return err }},
 			{"CompactExecute", "REVOKE EXECUTE ON FUNCTION %s.state_changes_compact(bigint, bigint, bigint) FROM " + e.app, func(s, _ *state.Postgres) error { _, err := s.CompactChanges(ctx, 1); return err }},
-			{"NextRevisionExecute", "REVOKE EXECUTE ON FUNCTION %s.state_next_revision() FROM " + e.app, func(s, _ *state.Postgres) error { return s.Put(ctx, []byte("new"), []byte("v")) }},
-			{"RevisionSequenceUsage", "REVOKE USAGE ON SEQUENCE %s.state_changes_revision_seq FROM " + e.app, func(s, _ *state.Postgres) error { return s.Put(ctx, []byte("new"), []byte("v")) }},
+			{"EntryRevisionSequenceUsage", "REVOKE USAGE ON SEQUENCE %s.state_entries_revision_seq FROM " + e.app, func(s, _ *state.Postgres) error { return s.Put(ctx, []byte("new"), []byte("v")) }},
+			{"RevisionSequenceSelect", "REVOKE SELECT ON SEQUENCE %s.state_changes_revision_seq FROM " + e.app, func(s, _ *state.Postgres) error { _, err := s.Revision(ctx); return err }},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 
 // TestUpgradeFromVersion9: a store at schema version 9 (the feed of gap
 // rows) with data, changes in its log and a gap row, upgraded in place by
-// Open. Its entries keep their data and get revisions of their own; a
+// Open. Its entries keep their data and get mod revisions of their own; a
 // watcher resuming from before the upgrade continues exactly: the old
 // changes once, the gap row skipped, then the writes after the upgrade.
 func TestUpgradeFromVersion9(t *testing.T) {
@@ -44,8 +44,8 @@ func TestUpgradeFromVersion9(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.ModRevision <= last || b.ModRevision <= last || a.ModRevision == b.ModRevision || b.Version != 2 {
-		t.Fatalf("after the upgrade: u/a at revision %d, u/b at %d version %d; want new, distinct revisions above %d and the versions kept", a.ModRevision, b.ModRevision, b.Version, last)
+	if a.ModRevision <= 0 || b.ModRevision <= 0 || a.ModRevision == b.ModRevision || b.Version != 2 {
+		t.Fatalf("after the upgrade: u/a at mod revision %d, u/b at %d version %d; want distinct revisions and the versions kept", a.ModRevision, b.ModRevision, b.Version)
 	}
 	res, err := s.PutEntry(bg, []byte("u/c"), []byte("c"))
 	if err != nil {
@@ -61,8 +61,8 @@ func TestUpgradeFromVersion9(t *testing.T) {
 		if string(ev.Key) != w.key || ev.Version != w.version || ev.Kind != state.EventPut {
 			t.Fatalf("event %d: %v %q v%d at %d, want put %s v%d", i, ev.Kind, ev.Key, ev.Version, ev.Revision, w.key, w.version)
 		}
-		if i == 3 && ev.Revision != res.Revision {
-			t.Fatalf("the put after the upgrade is at %d, its event at %d", res.Revision, ev.Revision)
+		if i == 3 && (ev.ModRevision != res.Revision || ev.Revision <= last) {
+			t.Fatalf("the put after the upgrade (mod revision %d): event at %d with mod revision %d, want it after %d", res.Revision, ev.Revision, ev.ModRevision, last)
 		}
 	}
 	resumed := watchEvents(t, s, "u/", state.FromRevision(last+1))

@@ -122,7 +122,7 @@ func TestVersionStrictlyIncreases(t *testing.T) {
 	// written in between): it fails with ErrOutcomeUnknown, and the
 	// version shows the one write that committed.
 	retries := p.Stats().Retries
-	proxy.cutAfterReply("INSERT 0 1")
+	proxy.cutAfterReply("INSERT 0 ") // an overwrite updates in place and inserts no row
 	err := p.Put(bg, key, []byte("lost-reply"))
 	if !errors.Is(err, state.ErrOutcomeUnknown) || !errors.Is(err, state.ErrUnavailable) {
 		t.Fatalf("Put whose reply was lost = %v, want ErrOutcomeUnknown (and ErrUnavailable)", err)

@@ -49,18 +49,17 @@ func testRevisionsOfWrites(t *testing.T, s state.Store) {
 		t.Fatalf("after Put: mod %d create %d, want mod above %d, create %d", got.ModRevision, got.CreateRevision, e.ModRevision, first.Revision)
 	}
 	if w, ok := s.(state.Watcher); ok {
-		from := second.Revision
+		from := mustRevision(t, w) + 1
 		third, err := s.PutEntry(ctx(), []byte("r"), []byte("4"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		evs := collect(t, w, "r", 2, state.FromRevision(from))
-		if evs[0].Revision != second.Revision || evs[1].Revision <= evs[0].Revision {
-			t.Fatalf("events at %d, %d; want the second put's revision %d first", evs[0].Revision, evs[1].Revision, second.Revision)
+		if err := s.Delete(ctx(), []byte("r")); err != nil {
+			t.Fatal(err)
 		}
-		last := collect(t, w, "r", 1, state.FromRevision(third.Revision))
-		if last[0].Revision != third.Revision {
-			t.Fatalf("the put at revision %d has its event at %d", third.Revision, last[0].Revision)
+		evs := collect(t, w, "r", 2, state.FromRevision(from))
+		if evs[0].ModRevision != third.Revision || evs[1].ModRevision != 0 {
+			t.Fatalf("put and delete events carry mod revisions %d and %d; want the put's %d, then 0", evs[0].ModRevision, evs[1].ModRevision, third.Revision)
 		}
 	}
 }

@@ -34,6 +34,8 @@ type StateChange struct {
 	Value []byte
 	// The expiry of the entry a put wrote; NULL when none (or for other kinds).
 	ExpiresAt *time.Time
+	// The entry's mod_revision after a put; NULL otherwise.
+	ModRevision *int64
 }
 
 // pgstate change feed state: a single row.
@@ -88,7 +90,7 @@ type StateEntry struct {
 	Metadata json.RawMessage
 	// Starts at 1 and grows by one with every write of the key.
 	Version int64
-	// Store-wide revision of the last write of the entry; never reused (the revision of its put event).
+	// Revision of the last write of the entry (state_entries_revision_seq); never reused.
 	ModRevision int64
 	// Revision of the write that created the entry (or began its life again after it expired); NULL when that is mod_revision.
 	CreateRevision *int64

@@ -31,16 +31,22 @@
 -- search_path cannot make them run anything else, and no per-call SET
 -- clause costs the write anything. Put events carry the entry's expiry.
 --
--- A revision is the identity of a write (as in etcd): the entry row keeps
--- the revision of its last write (mod_revision) and of its creation
--- (create_revision, NULL while it equals mod_revision), drawn by
--- state_next_revision(), and the put's log row has the same revision.
--- Revisions are never reused, so a compare-and-swap on mod_revision cannot
--- succeed on another incarnation of the key (after a delete and re-create,
--- or a restore, which writes new revisions).
+-- Entries get revisions of their own too: mod_revision (the last write)
+-- and create_revision (the write that created the entry; NULL while it is
+-- mod_revision), from state_entries_revision_seq, never reused, so that a
+-- compare-and-swap on mod_revision cannot succeed on another incarnation of
+-- the key (after a delete and re-create, or a restore, which writes new
+-- ones). They are not the log's revisions: an insert evaluates its column
+-- defaults before it may wait for a conflicting writer of the same key,
+-- so a revision on the row can be older than that writer's, while the log
+-- must order each key's changes as they happened; its revisions are drawn
+-- by the triggers, after every wait. A put's log row records the entry's
+-- mod_revision as well.
 
 ALTER TABLE state_changes ADD COLUMN expires_at TIMESTAMPTZ NULL;
+ALTER TABLE state_changes ADD COLUMN mod_revision BIGINT NULL;
 
+COMMENT ON COLUMN state_changes.mod_revision IS 'The entry''s mod_revision after a put; NULL otherwise.';
 COMMENT ON COLUMN state_changes.expires_at IS 'The expiry of the entry a put wrote; NULL when none (or for other kinds).';
 COMMENT ON COLUMN state_changes.kind IS '1 put, 2 delete, 3 expire (an expired row removed); 0 a gap row written by releases before migration 010 (never delivered).';
 
@@ -53,40 +59,42 @@ UPDATE state_changes_meta SET lock_key = hashtext(current_schema());
 
 COMMENT ON COLUMN state_changes_meta.lock_key IS 'Second key of the advisory lock (1885828980, lock_key) every writer of the log holds in shared mode while it draws revisions.';
 
--- state_next_revision draws a revision: the writers' lock first, then the
--- sequence (CASE evaluates its condition first). A single SELECT, so the
--- planner inlines it into each statement; its names are bound to the
--- schema below (written plainly here, for sqlc, which reads these files).
-CREATE FUNCTION state_next_revision() RETURNS bigint
-LANGUAGE sql VOLATILE AS $$ SELECT nextval('state_changes_revision_seq') $$;
+CREATE SEQUENCE state_entries_revision_seq AS bigint;
 
+-- Existing rows get a revision each: the volatile default rewrites the
+-- table once.
+ALTER TABLE state_entries
+    ADD COLUMN mod_revision BIGINT NOT NULL DEFAULT nextval('state_entries_revision_seq'),
+    ADD COLUMN create_revision BIGINT NULL;
+
+ALTER SEQUENCE state_entries_revision_seq OWNED BY state_entries.mod_revision;
+
+-- Every role that may insert entries may draw their revisions, so that an
+-- application role set up for an earlier release keeps writing after this
+-- migration with no new grant.
 DO $migration$
+DECLARE
+    grantee text;
 BEGIN
-    EXECUTE format($function$
-CREATE OR REPLACE FUNCTION %1$I.state_next_revision() RETURNS bigint
-LANGUAGE sql VOLATILE AS $body$
-SELECT CASE
-    WHEN pg_catalog.pg_advisory_xact_lock_shared(1885828980, %2$s) IS NULL THEN NULL
-    ELSE pg_catalog.nextval(%3$L::pg_catalog.regclass)
-END
-$body$
-$function$, current_schema(), (SELECT m.lock_key FROM state_changes_meta AS m),
-        pg_catalog.quote_ident(current_schema()) || '.state_changes_revision_seq');
+    FOR grantee IN
+        SELECT DISTINCT g.grantee
+        FROM information_schema.role_table_grants AS g
+        WHERE g.table_schema = current_schema()
+            AND g.table_name = 'state_entries'
+            AND g.privilege_type = 'INSERT'
+            AND g.grantee <> 'PUBLIC'
+    LOOP
+        EXECUTE format('GRANT USAGE ON SEQUENCE state_entries_revision_seq TO %I', grantee);
+    END LOOP;
 END;
 $migration$;
 
--- Existing rows get a revision each (new ones, not in the log: holes a
--- reader settles at once). The volatile default rewrites the table once.
-ALTER TABLE state_entries
-    ADD COLUMN mod_revision BIGINT NOT NULL DEFAULT state_next_revision(),
-    ADD COLUMN create_revision BIGINT NULL;
-
-COMMENT ON COLUMN state_entries.mod_revision IS 'Store-wide revision of the last write of the entry; never reused (the revision of its put event).';
+COMMENT ON COLUMN state_entries.mod_revision IS 'Revision of the last write of the entry (state_entries_revision_seq); never reused.';
 COMMENT ON COLUMN state_entries.create_revision IS 'Revision of the write that created the entry (or began its life again after it expired); NULL when that is mod_revision.';
 
 -- Writes issued by pgstate move version and mod_revision themselves; the
 -- touch trigger covers other clients' updates that do not (an operator's
--- psql), so that every update gets a new revision.
+-- psql), so that every update gets a new mod_revision.
 DROP TRIGGER state_entries_touch ON state_entries;
 
 DO $migration$
@@ -100,13 +108,13 @@ BEGIN
         NEW.version := OLD.version OPERATOR(pg_catalog.+) 1;
     END IF;
     IF NEW.mod_revision OPERATOR(pg_catalog.=) OLD.mod_revision THEN
-        NEW.mod_revision := %1$I.state_next_revision();
+        NEW.mod_revision := pg_catalog.nextval(%2$L::pg_catalog.regclass);
         NEW.create_revision := coalesce(OLD.create_revision, OLD.mod_revision);
     END IF;
     RETURN NEW;
 END;
 $body$
-$function$, current_schema());
+$function$, current_schema(), pg_catalog.quote_ident(current_schema()) || '.state_entries_revision_seq');
 END;
 $migration$;
 
@@ -124,14 +132,14 @@ BEGIN
 CREATE OR REPLACE FUNCTION %1$I.state_changes_put() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER AS $body$
 BEGIN
-    -- The revision the write drew (state_next_revision, under the lock).
-    INSERT INTO %1$I.state_changes (revision, kind, key, version, value, expires_at)
-    SELECT r.mod_revision, 1, r.key, r.version, r.value, r.expires_at
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(1885828980, %2$s);
+    INSERT INTO %1$I.state_changes (kind, key, version, value, expires_at, mod_revision)
+    SELECT 1, r.key, r.version, r.value, r.expires_at, r.mod_revision
     FROM new_rows AS r;
     RETURN NULL;
 END;
 $body$
-$function$, current_schema());
+$function$, current_schema(), lock_key);
 
     EXECUTE format($function$
 CREATE OR REPLACE FUNCTION %1$I.state_changes_remove() RETURNS trigger
@@ -295,8 +303,6 @@ CREATE TRIGGER state_entries_touch
 
 ALTER TABLE state_entries DROP COLUMN create_revision, DROP COLUMN mod_revision;
 
-DROP FUNCTION state_next_revision();
-
 DO $migration$
 BEGIN
     EXECUTE format($procedure$
@@ -386,5 +392,7 @@ END;
 $migration$;
 
 ALTER TABLE state_changes_meta DROP COLUMN lock_key;
+
+ALTER TABLE state_changes DROP COLUMN mod_revision;
 
 ALTER TABLE state_changes DROP COLUMN expires_at;
