@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io/fs"
 	"regexp"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/tern/v2/migrate"
@@ -68,11 +69,17 @@ var schemaNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
 // ValidateName reports whether name is usable as a store's schema: a plain
 // identifier of at most 63 characters (letters, digits, underscore, not
-// starting with a digit). Anything else, including quotes, spaces and
-// semicolons, is rejected with ErrInvalidSchemaName.
+// starting with a digit), and not a system schema: information_schema and
+// names starting with pg_ (pg_catalog, pg_toast, pg_temp_N...), which
+// PostgreSQL reserves and a default pg_dump leaves out, so a store there
+// would be missing from its backups. Anything else, including quotes,
+// spaces and semicolons, is rejected with ErrInvalidSchemaName.
 func ValidateName(name string) error {
 	if !schemaNameRE.MatchString(name) {
 		return fmt.Errorf("%w: %q (want letters, digits and underscores, at most 63, not starting with a digit)", ErrInvalidSchemaName, name)
+	}
+	if lower := strings.ToLower(name); lower == "information_schema" || strings.HasPrefix(lower, "pg_") {
+		return fmt.Errorf("%w: %q is a system schema (pg_dump leaves it out by default); choose a schema of your own", ErrInvalidSchemaName, name)
 	}
 	return nil
 }

@@ -132,6 +132,11 @@ func TestBadInput(t *testing.T) {
 		{"SchemaWithSpaces", hostileSchema("my schema"), []error{state.ErrInvalidConfig, state.ErrInvalidSchemaName}},
 		{"SchemaEmpty", hostileSchema(""), []error{state.ErrInvalidConfig, state.ErrInvalidSchemaName}},
 		{"SchemaTooLong", hostileSchema(strings.Repeat("s", 64)), []error{state.ErrInvalidConfig, state.ErrInvalidSchemaName}},
+		// System schemas, which a default pg_dump leaves out (issue 21).
+		{"SchemaInformationSchema", hostileSchema("information_schema"), []error{state.ErrInvalidConfig, state.ErrInvalidSchemaName}},
+		{"SchemaPgCatalog", hostileSchema("pg_catalog"), []error{state.ErrInvalidConfig, state.ErrInvalidSchemaName}},
+		{"SchemaPgToast", hostileSchema("pg_toast"), []error{state.ErrInvalidConfig, state.ErrInvalidSchemaName}},
+		{"SchemaPgPrefixUpper", hostileSchema("PG_mine"), []error{state.ErrInvalidConfig, state.ErrInvalidSchemaName}},
 		{"SchemaLeadingDigit", hostileSchema("1tenant"), []error{state.ErrInvalidConfig, state.ErrInvalidSchemaName}},
 		{"SchemaQuoted", hostileSchema(`"public"`), []error{state.ErrInvalidConfig, state.ErrInvalidSchemaName}},
 		{"SchemaNonASCII", hostileSchema("tënant"), []error{state.ErrInvalidConfig, state.ErrInvalidSchemaName}},

@@ -235,6 +235,7 @@ func TestUsageErrors(t *testing.T) {
 		{"MigrateTargetOutOfRange", []string{"migrate", "down", "--to", "99"}, "--to 99 is outside 0.."},
 		{"MigrateStatusWithTo", []string{"migrate", "status", "--to", "1"}, "--to does not apply"},
 		{"BadSchemaName", []string{"--schema", "a;drop", "count"}, "--schema"},
+		{"SystemSchema", []string{"--schema", "information_schema", "count"}, "system schema"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
