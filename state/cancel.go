@@ -54,11 +54,12 @@ func cancelSent(conn *pgconn.PgConn) bool {
 func guardCancels(pc *pgxpool.Config) {
 	pc.ConnConfig.BuildContextWatcherHandler = cancelRequestWatcher
 	prepare := pc.PrepareConn
-	if prepare == nil && pc.BeforeAcquire != nil {
-		before := pc.BeforeAcquire
+	// An application's pool configured with the deprecated BeforeAcquire
+	// keeps it: pgxpool ignores it once PrepareConn is set.
+	//lint:ignore SA1019 read only to keep the application's hook working
+	if before := pc.BeforeAcquire; prepare == nil && before != nil {
 		prepare = func(ctx context.Context, c *pgx.Conn) (bool, error) { return before(ctx, c), nil }
 	}
-	pc.BeforeAcquire = nil
 	pc.PrepareConn = func(ctx context.Context, c *pgx.Conn) (bool, error) {
 		if cancelSent(c.PgConn()) {
 			return false, nil

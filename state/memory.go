@@ -195,7 +195,6 @@ func (m *Memory) store(e Entry, now time.Time) {
 
 // next is the entry a put of e makes, from the one it replaces.
 func (m *Memory) next(e Entry, now time.Time) memEntry {
-	k := string(e.Key)
 	md, _ := encodeMetadata(e.Metadata)
 	next := memEntry{
 		value:     bytes.Clone(nonNil(e.Value)),
@@ -207,7 +206,7 @@ func (m *Memory) next(e Entry, now time.Time) memEntry {
 	if e.TTL > 0 {
 		next.expiresAt = expiryAfter(now, e.TTL)
 	}
-	if old, ok := m.entries[k]; ok {
+	if old, ok := m.entries[string(e.Key)]; ok {
 		next.version = old.version + 1
 		if old.live(now) {
 			next.createdAt = old.createdAt
