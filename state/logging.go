@@ -2,11 +2,13 @@ package state
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // statementLogger is a pgx tracer that logs every statement with its query
@@ -38,7 +40,7 @@ func (l *statementLogger) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data p
 		slog.Duration("duration", time.Since(ts.start)),
 	}
 	if data.Err != nil {
-		attrs = append(attrs, slog.String("error", data.Err.Error()))
+		attrs = append(attrs, errorAttrs(data.Err)...)
 		l.logger.LogAttrs(ctx, slog.LevelWarn, "pgstate statement failed", attrs...)
 		return
 	}
@@ -60,4 +62,23 @@ func queryName(sql string) string {
 		return rest
 	}
 	return strings.TrimSpace(line)
+}
+
+// errorAttrs describes a failed statement without the server's text, whose
+// message and detail may quote a key or a value ("value "…" is out of range
+// for type bigint"): the SQLSTATE, and the constraint, table and column the
+// server names. Errors that are not the server's (a broken connection, a
+// deadline) carry no data and are logged as they are.
+func errorAttrs(err error) []slog.Attr {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return []slog.Attr{slog.String("error", err.Error())}
+	}
+	attrs := []slog.Attr{slog.String("sqlstate", pgErr.Code)}
+	for _, kv := range [][2]string{{"constraint", pgErr.ConstraintName}, {"table", pgErr.TableName}, {"column", pgErr.ColumnName}} {
+		if kv[1] != "" {
+			attrs = append(attrs, slog.String(kv[0], kv[1]))
+		}
+	}
+	return attrs
 }

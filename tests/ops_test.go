@@ -360,6 +360,31 @@ func TestStatementLogging(t *testing.T) {
 	}
 }
 
+// TestFailedStatementLogsNoData: a failed statement is logged with its
+// SQLSTATE, not with the server's message, which may quote a stored value
+// ("value "9999999999999999999" is out of range for type bigint"); the
+// Increment itself fails with ErrNotInteger.
+func TestFailedStatementLogsNoData(t *testing.T) {
+	t.Parallel()
+	var buf lockedBuffer
+	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	p := testdb.Open(t, func(c *state.Config) { c.Logger = logger })
+	const stored = "9999999999999999999" // 19 digits, beyond int64
+	if err := p.Put(bg, []byte("n"), []byte(stored)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Increment(bg, []byte("n"), 1); !errors.Is(err, state.ErrNotInteger) {
+		t.Fatalf("Increment of %s: %v, want ErrNotInteger", stored, err)
+	}
+	out := buf.String()
+	if strings.Contains(out, stored) {
+		t.Fatalf("the stored value reached the log: %s", out)
+	}
+	if !strings.Contains(out, `"sqlstate":"22003"`) {
+		t.Fatalf("the failed statement's SQLSTATE is not in the log: %s", out)
+	}
+}
+
 func TestOpenRejectsInvalidConfig(t *testing.T) {
 	t.Parallel()
 	// Nothing listens on port 1: reaching the network would fail differently.
