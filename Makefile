@@ -54,32 +54,39 @@ demo:
 	$(WITH_PG) --throwaway -- $(GO) run ./examples/basic
 
 ## bench: every benchmark next to its two baselines (raw: the same SQL
-## through pgx; floor: the statement an expert would write for the job),
-## written to bench.out, then both ratios with their per-round spread and the
-## targets of issues 4 and 11. Each group is a separate process with a fixed
-## iteration count per sub-benchmark; bench's -rounds repeats every
-## benchmark in the process, and within a round lib, raw and floor run one
-## after the other, so they are interleaved (go test's -count would run
-## lib N times and then raw N times).
-## Groups marked =F (single-key operations, where 5 % is the question) run
-## BENCH_ROUNDS_FAST rounds, the others BENCH_COUNT.
+## through pgx; floor: the statement an expert would write for the job, on
+## a table without the change feed's triggers), written to bench.out, then
+## both ratios with their per-round spread and the targets of issues 4 and
+## 11 (benchratio), and the write benchmarks with the feed on and off
+## against the floor and issue 19's targets (bench/feedratio). Each group
+## is a separate process with a fixed iteration count per sub-benchmark;
+## bench's -rounds repeats every benchmark in the process, and within a
+## round lib, raw and floor run one after the other, so they are
+## interleaved (go test's -count would run lib N times and then raw N
+## times).
+## Groups marked =F (single-key reads, where 5 % is the question) run
+## BENCH_ROUNDS_FAST rounds, those marked =W (the writes measured with the
+## change feed on and off, issue 19) BENCH_ROUNDS_WRITE, the others
+## BENCH_COUNT.
 BENCH_COUNT ?= 5
 BENCH_ROUNDS_FAST ?= 15
+BENCH_ROUNDS_WRITE ?= 100
 BENCH_GROUPS := \
 	"^Benchmark(Get|Contains|ConcurrentGet|ConcurrentPut)$$=2000x=F" \
-	"^Benchmark(Put|PutWithTTL|Delete)$$=400x=F" \
+	"^Benchmark(Put|PutWithTTL|Delete)$$=400x=W" \
 	"^Benchmark(GetMany|ListKeys|FindByMetadata)$$=400x" \
 	"^Benchmark(PutIfVersion|Transact)$$=400x" \
 	"^BenchmarkCount$$=30x" \
 	"^BenchmarkBatchPut$$/^100(\#|$$)=50x" \
-	"^BenchmarkBatchPut$$/^1000(\#|$$)/^(lib|raw|copy)$$=20x=F" \
+	"^BenchmarkBatchPut$$/^1000(\#|$$)/^(lib|lib-feed-off|raw|copy)$$=20x=W" \
 	"^BenchmarkBatchPut$$/^1000(\#|$$)/^put-each$$=1x" \
-	"^BenchmarkBatchPut$$/^10000(\#|$$)=5x" \
+	"^BenchmarkBatchPut$$/^10000(\#|$$)=5x=W" \
 	"^BenchmarkBatchPut$$/^100000(\#|$$)=1x" \
 	"^BenchmarkBatchUpsert$$=5x" \
 	"^Benchmark(CreateCheckpoint|RestoreCheckpoint|DeleteCheckpoint)$$/^100(\#|$$)=20x" \
 	"^Benchmark(CreateCheckpoint|RestoreCheckpoint|DeleteCheckpoint|CheckpointRetention)$$/^150000(\#|$$)=1x" \
-	"^BenchmarkCleanupExpired$$=2x" \
+	"^BenchmarkCleanupExpired$$/^50000(\#|$$)=1x=W" \
+	"^BenchmarkCleanupExpired$$/^100000(\#|$$)=1x" \
 	"^BenchmarkScan$$=1x" \
 	"^BenchmarkPutFeed$$=2000x" \
 	"^BenchmarkWatchLatency$$=2000x"
@@ -87,12 +94,13 @@ bench:
 	@rm -f bench.out
 	$(WITH_PG) -- sh -c 'for g in $(BENCH_GROUPS); do \
 		re=$${g%%=*}; rest=$${g#*=}; bt=$${rest%%=*}; n=$(BENCH_COUNT); \
-		[ "$${rest#*=}" = F ] && n=$(BENCH_ROUNDS_FAST); \
+		case "$${rest#*=}" in F) n=$(BENCH_ROUNDS_FAST);; W) n=$(BENCH_ROUNDS_WRITE);; esac; \
 		echo "bench: $$re ($$bt x $$n)" >&2; \
 		$(GO) test ./bench -run "^$$" -count=1 -timeout 30m \
 			-bench "$$re" -benchtime "$$bt" -rounds "$$n" >> bench.out || { cat bench.out; exit 1; }; \
 	done'
 	$(GO) run ./internal/cmd/benchratio bench.out
+	$(GO) run ./bench/feedratio bench.out
 
 ## bench-peers: pgstate, Dapr's PostgreSQL v2 state store and gokv's
 ## PostgreSQL store on the same server and workloads, rounds alternating

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/pgstate/pgstate/state"
 )
 
@@ -26,7 +28,7 @@ func groupMetadata(i int) json.RawMessage {
 // entriesFamily is the store that the single-entry benchmarks read and write:
 // 100,000 k: entries with metadata, 10,000 p: entries for the writes.
 func entriesFamily(b *testing.B) *fixture {
-	return family(b, "entries", 10, func(ctx context.Context, f *fixture) error {
+	return feedOffFamily(b, "entries", 10, func(ctx context.Context, f *fixture) error {
 		if err := seedRows(ctx, f.raw, "k:", entriesN, groupMetadata, nil); err != nil {
 			return err
 		}
@@ -63,7 +65,7 @@ func BenchmarkGet(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				if ok, err := floorGetOne(ctx, f.raw, floorGet, ks[i%len(ks)]); err != nil || !ok {
+				if ok, err := floorGetOne(ctx, f.floor, floorGet, ks[i%len(ks)]); err != nil || !ok {
 					b.Fatal(ok, err)
 				}
 				i += 7919
@@ -116,7 +118,7 @@ func BenchmarkContains(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				if ok, err := floorContainsOne(ctx, f.raw, ks[i%len(ks)]); err != nil || !ok {
+				if ok, err := floorContainsOne(ctx, f.floor, ks[i%len(ks)]); err != nil || !ok {
 					b.Fatal(ok, err)
 				}
 				i += 7919
@@ -126,56 +128,60 @@ func BenchmarkContains(b *testing.B) {
 }
 
 // BenchmarkPut overwrites existing entries (the common case; the update is
-// HOT because no indexed column changes).
+// HOT because no indexed column changes). lib is the store as shipped, its
+// change feed on; lib-feed-off the same call on a second store whose feed
+// is switched off (SetChangeFeed(false)); raw the library's statement
+// through pgx on lib's table; floor the smallest versioned upsert on a
+// table without the feed's triggers. Each writes the p: keys of its own
+// table. lib and raw share a table but not its pages: lib rewrites the
+// first half of the p: keys, raw the second, and lib-feed-off and floor the
+// first half of theirs, so that every side's pages see the same number of
+// updates (HOT pruning, dead row versions) per round.
 func BenchmarkPut(b *testing.B) {
-	interleaved(b, func(b *testing.B) {
-		f := entriesFamily(b)
-		ks := keys("p:", putKeysN)
-		ctx := context.Background()
-		b.Run("lib", func(b *testing.B) {
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if err := f.lib.Put(ctx, ks[i%len(ks)], value); err != nil {
-					b.Fatal(err)
-				}
-				i++
-			}
+	f := entriesFamily(b)
+	ks := keys("p:", putKeysN)
+	half := len(ks) / 2
+	ctx := context.Background()
+	loop := func(b *testing.B, ks [][]byte, put func(k []byte) error) {
+		i := 0
+		opLatencies(b, nil, func() error {
+			k := ks[i%len(ks)]
+			i++
+			return put(k)
 		})
-		b.Run("raw", func(b *testing.B) {
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if err := rawPut(ctx, f.raw, ks[i%len(ks)], value, nil, nil); err != nil {
-					b.Fatal(err)
-				}
-				i++
-			}
-		})
-		b.Run("floor", func(b *testing.B) {
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if _, err := f.raw.Exec(ctx, floorPut, ks[i%len(ks)], value); err != nil {
-					b.Fatal(err)
-				}
-				i++
-			}
-		})
+	}
+	interleavedRotated(b, func(b *testing.B, round int) {
+		rotated(b, round,
+			side{"lib", func(b *testing.B) {
+				loop(b, ks[:half], func(k []byte) error { return f.lib.Put(ctx, k, value) })
+			}},
+			side{"lib-feed-off", func(b *testing.B) {
+				loop(b, ks[:half], func(k []byte) error { return f.off.Put(ctx, k, value) })
+			}},
+			side{"raw", func(b *testing.B) {
+				loop(b, ks[half:], func(k []byte) error { return rawPut(ctx, f.raw, k, value, nil, nil) })
+			}},
+			side{"floor", func(b *testing.B) {
+				loop(b, ks[:half], func(k []byte) error { _, err := f.floor.Exec(ctx, floorPut, k, value); return err })
+			}},
+		)
 	})
 }
 
+// BenchmarkPutWithTTL rewrites the keys of BenchmarkPut (lib the first half
+// of the p: keys, raw the second, floor the first half of the floor's).
 func BenchmarkPutWithTTL(b *testing.B) {
 	interleaved(b, func(b *testing.B) {
 		f := entriesFamily(b)
-		ks := keys("p:", putKeysN)
+		all := keys("p:", putKeysN)
+		lower, upper := all[:len(all)/2], all[len(all)/2:]
 		ctx := context.Background()
 		const ttl = time.Hour
 		b.Run("lib", func(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				if err := f.lib.PutWithTTL(ctx, ks[i%len(ks)], value, ttl); err != nil {
+				if err := f.lib.PutWithTTL(ctx, lower[i%len(lower)], value, ttl); err != nil {
 					b.Fatal(err)
 				}
 				i++
@@ -186,7 +192,7 @@ func BenchmarkPutWithTTL(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				micros := ttl.Microseconds()
-				if err := rawPut(ctx, f.raw, ks[i%len(ks)], value, nil, &micros); err != nil {
+				if err := rawPut(ctx, f.raw, upper[i%len(upper)], value, nil, &micros); err != nil {
 					b.Fatal(err)
 				}
 				i++
@@ -196,7 +202,7 @@ func BenchmarkPutWithTTL(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				if _, err := f.raw.Exec(ctx, floorPutWithTTL, ks[i%len(ks)], value, ttl.Microseconds()); err != nil {
+				if _, err := f.floor.Exec(ctx, floorPutWithTTL, lower[i%len(lower)], value, ttl.Microseconds()); err != nil {
 					b.Fatal(err)
 				}
 				i++
@@ -205,18 +211,30 @@ func BenchmarkPutWithTTL(b *testing.B) {
 	})
 }
 
-// deleteKeys hands out d: keys that exist, inserting a fresh block (with the
-// timer stopped) when the previous one is used up.
+// deletable hands out d: keys that exist in the table pool's search_path
+// names, inserting a fresh block (with the timer stopped) when the previous
+// one is used up.
 type deletable struct {
-	f    *fixture
+	pool *pgxpool.Pool
 	next int
 	end  int
+}
+
+// newDeletable continues after the highest d: key left in pool's table.
+func newDeletable(b *testing.B, pool *pgxpool.Pool) *deletable {
+	b.Helper()
+	var start int
+	if err := pool.QueryRow(context.Background(), `SELECT coalesce(max(substr(convert_from(key, 'UTF8'), 3)::int) + 1, 0)
+		FROM state_entries WHERE key >= 'd:' AND key < 'd;'`).Scan(&start); err != nil {
+		b.Fatal(err)
+	}
+	return &deletable{pool: pool, next: start, end: start}
 }
 
 func (d *deletable) key(b *testing.B) []byte {
 	if d.next == d.end {
 		b.StopTimer()
-		exec(b, d.f.raw, `INSERT INTO state_entries (key, value)
+		exec(b, d.pool, `INSERT INTO state_entries (key, value)
 			SELECT convert_to('d:' || lpad(i::text, 7, '0'), 'UTF8'), $3
 			FROM generate_series($1::int, $2::int - 1) AS i`, d.end, d.end+deleteKeys, value)
 		d.end += deleteKeys
@@ -228,39 +246,32 @@ func (d *deletable) key(b *testing.B) []byte {
 }
 
 // BenchmarkDelete deletes entries that exist, so each iteration writes and
-// commits like a real delete.
+// commits like a real delete. The sides are those of BenchmarkPut; lib and
+// raw take their keys from one supply in lib's table, lib-feed-off and
+// floor each from their own table's.
 func BenchmarkDelete(b *testing.B) {
-	interleaved(b, func(b *testing.B) {
-		f := entriesFamily(b)
-		ctx := context.Background()
-		var start int
-		f.raw.QueryRow(ctx, `SELECT coalesce(max(substr(convert_from(key, 'UTF8'), 3)::int) + 1, 0)
-			FROM state_entries WHERE key >= 'd:' AND key < 'd;'`).Scan(&start)
-		d := &deletable{f: f, next: start, end: start}
-		b.Run("lib", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := f.lib.Delete(ctx, d.key(b)); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run("raw", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := rawDelete(ctx, f.raw, d.key(b)); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run("floor", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := f.raw.Exec(ctx, floorDelete, d.key(b)); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+	f := entriesFamily(b)
+	ctx := context.Background()
+	store, off, floor := newDeletable(b, f.raw), newDeletable(b, f.offRaw), newDeletable(b, f.floor)
+	loop := func(b *testing.B, d *deletable, del func(k []byte) error) {
+		var k []byte
+		opLatencies(b, func() { k = d.key(b) }, func() error { return del(k) })
+	}
+	interleavedRotated(b, func(b *testing.B, round int) {
+		rotated(b, round,
+			side{"lib", func(b *testing.B) {
+				loop(b, store, func(k []byte) error { return f.lib.Delete(ctx, k) })
+			}},
+			side{"lib-feed-off", func(b *testing.B) {
+				loop(b, off, func(k []byte) error { return f.off.Delete(ctx, k) })
+			}},
+			side{"raw", func(b *testing.B) {
+				loop(b, store, func(k []byte) error { return rawDelete(ctx, f.raw, k) })
+			}},
+			side{"floor", func(b *testing.B) {
+				loop(b, floor, func(k []byte) error { _, err := f.floor.Exec(ctx, floorDelete, k); return err })
+			}},
+		)
 	})
 }
 
@@ -289,7 +300,7 @@ func BenchmarkCount(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				var n int64
-				if err := f.raw.QueryRow(ctx, floorCount).Scan(&n); err != nil {
+				if err := f.floor.QueryRow(ctx, floorCount).Scan(&n); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -487,11 +498,10 @@ func concurrentFamily(b *testing.B) *fixture {
 	})
 }
 
-// runConcurrent runs op from 16 goroutines, whatever GOMAXPROCS is, and
-// reports the throughput.
-func runConcurrent(b *testing.B, op func(k []byte) error) {
+// runConcurrent runs op on keys of ks from 16 goroutines, whatever
+// GOMAXPROCS is, and reports the throughput.
+func runConcurrent(b *testing.B, ks [][]byte, op func(k []byte) error) {
 	b.ReportAllocs()
-	ks := keys("c:", putKeysN)
 	procs := runtime.GOMAXPROCS(0)
 	b.SetParallelism((16 + procs - 1) / procs)
 	var next atomic.Int64
@@ -511,40 +521,46 @@ func runConcurrent(b *testing.B, op func(k []byte) error) {
 func BenchmarkConcurrentGet(b *testing.B) {
 	interleaved(b, func(b *testing.B) {
 		f := concurrentFamily(b)
+		ks := keys("c:", putKeysN)
 		ctx := context.Background()
 		b.Run("lib", func(b *testing.B) {
-			runConcurrent(b, func(k []byte) error {
+			runConcurrent(b, ks, func(k []byte) error {
 				_, _, err := f.lib.Get(ctx, k)
 				return err
 			})
 		})
 		b.Run("raw", func(b *testing.B) {
-			runConcurrent(b, func(k []byte) error {
+			runConcurrent(b, ks, func(k []byte) error {
 				_, _, err := rawGet(ctx, f.raw, k)
 				return err
 			})
 		})
 		b.Run("floor", func(b *testing.B) {
-			runConcurrent(b, func(k []byte) error {
-				_, err := floorGetOne(ctx, f.raw, floorGet, k)
+			runConcurrent(b, ks, func(k []byte) error {
+				_, err := floorGetOne(ctx, f.floor, floorGet, k)
 				return err
 			})
 		})
 	})
 }
 
+// BenchmarkConcurrentPut: lib writes the first half of the c: keys, raw
+// (on the same table) the second, floor the first half of the floor's, so
+// that each side's rows see the same number of updates.
 func BenchmarkConcurrentPut(b *testing.B) {
 	interleaved(b, func(b *testing.B) {
 		f := concurrentFamily(b)
+		all := keys("c:", putKeysN)
+		lower, upper := all[:len(all)/2], all[len(all)/2:]
 		ctx := context.Background()
 		b.Run("lib", func(b *testing.B) {
-			runConcurrent(b, func(k []byte) error { return f.lib.Put(ctx, k, value) })
+			runConcurrent(b, lower, func(k []byte) error { return f.lib.Put(ctx, k, value) })
 		})
 		b.Run("raw", func(b *testing.B) {
-			runConcurrent(b, func(k []byte) error { return rawPut(ctx, f.raw, k, value, nil, nil) })
+			runConcurrent(b, upper, func(k []byte) error { return rawPut(ctx, f.raw, k, value, nil, nil) })
 		})
 		b.Run("floor", func(b *testing.B) {
-			runConcurrent(b, func(k []byte) error { _, err := f.raw.Exec(ctx, floorPut, k, value); return err })
+			runConcurrent(b, lower, func(k []byte) error { _, err := f.floor.Exec(ctx, floorPut, k, value); return err })
 		})
 	})
 }

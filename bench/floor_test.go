@@ -13,7 +13,12 @@ import (
 // same table shapes, without the library's SQL: where raw measures the Go
 // layer (same statement, library/raw ≈ 1 means the layer costs nothing),
 // floor measures the design (how much more the library's statements make
-// the server do than the job needs). They run through the raw pool.
+// the server do than the job needs). They run through the fixture's floor
+// pool, on a schema (floorSchema) whose state_entries has the store's
+// columns, primary key, CHECKs, indexes and touch trigger but not the
+// change feed's triggers, with the same rows seeded: an expert's table
+// logs no writes, so what the feed costs the library's writes shows in
+// lib/floor.
 
 // floorGet is a point lookup that still honours expiry, as any TTL store
 // must.
@@ -118,7 +123,7 @@ func floorRestoreCheckpoint(ctx context.Context, pool *pgxpool.Pool, id uuid.UUI
 // floorRows runs a query and reads every row's columns as raw bytes, the
 // least a client can do with them, and returns how many rows came back.
 func floorRows(ctx context.Context, f *fixture, sql string, args ...any) (int, error) {
-	rows, err := f.raw.Query(ctx, sql, args...)
+	rows, err := f.floor.Query(ctx, sql, args...)
 	if err != nil {
 		return 0, err
 	}

@@ -73,7 +73,7 @@ func BenchmarkScan(b *testing.B) {
 			var h heapPeak
 			for b.Loop() {
 				h.seen = 0
-				rows, err := f.raw.Query(ctx, floorScan)
+				rows, err := f.floor.Query(ctx, floorScan)
 				if err != nil {
 					b.Fatal(err)
 				}

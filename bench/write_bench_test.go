@@ -12,7 +12,8 @@ import (
 )
 
 // casKeysN keys per baseline: each of lib, raw and floor rewrites its own,
-// so that the versions each one tracks stay its own.
+// so that the versions each one tracks stay its own (floor's are in the
+// floor's table).
 const casKeysN = 2000
 
 // writesFamily holds keys for the conditional-write and transaction
@@ -52,9 +53,9 @@ func BenchmarkPutIfVersion(b *testing.B) {
 		f := writesFamily(b)
 		ctx := context.Background()
 		q := gen.New()
-		run := func(b *testing.B, prefix string, put func(key []byte, version int64) (int64, error)) {
+		run := func(b *testing.B, pool *pgxpool.Pool, prefix string, put func(key []byte, version int64) (int64, error)) {
 			ks := keys(prefix, casKeysN)
-			versions := versionsOf(b, f.raw, prefix)
+			versions := versionsOf(b, pool, prefix)
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
@@ -68,22 +69,22 @@ func BenchmarkPutIfVersion(b *testing.B) {
 			}
 		}
 		b.Run("lib", func(b *testing.B) {
-			run(b, "cl:", func(key []byte, version int64) (int64, error) {
+			run(b, f.raw, "cl:", func(key []byte, version int64) (int64, error) {
 				r, err := f.lib.PutEntry(ctx, key, value, state.IfVersion(version))
 				return r.Version, err
 			})
 		})
 		// raw: the library's statement through pgx, nothing else.
 		b.Run("raw", func(b *testing.B) {
-			run(b, "cr:", func(key []byte, version int64) (int64, error) {
+			run(b, f.raw, "cr:", func(key []byte, version int64) (int64, error) {
 				row, err := q.EntryWrite(ctx, f.raw, gen.EntryWriteParams{Key: key, Value: value, Conditional: true, Expected: version})
 				return row.Version, err
 			})
 		})
 		b.Run("floor", func(b *testing.B) {
-			run(b, "cf:", func(key []byte, version int64) (int64, error) {
+			run(b, f.floor, "cf:", func(key []byte, version int64) (int64, error) {
 				var v int64
-				err := f.raw.QueryRow(ctx, floorCAS, key, value, version).Scan(&v)
+				err := f.floor.QueryRow(ctx, floorCAS, key, value, version).Scan(&v)
 				return v, err
 			})
 		})
@@ -144,7 +145,7 @@ func BenchmarkTransact(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				k := ks[i%len(ks)]
-				err := pgx.BeginFunc(ctx, f.raw, func(tx pgx.Tx) error {
+				err := pgx.BeginFunc(ctx, f.floor, func(tx pgx.Tx) error {
 					var v []byte
 					if err := tx.QueryRow(ctx, "SELECT value FROM state_entries WHERE key = $1 FOR UPDATE", k).Scan(&v); err != nil {
 						return err
