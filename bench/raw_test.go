@@ -315,13 +315,15 @@ type rawEntry struct {
 	ExpiresAt            *time.Time
 	Metadata             json.RawMessage
 	Version              int64
+	ModRevision          int64
+	CreateRevision       *int64
 }
 
 func scanRawEntries(rows pgx.Rows, into []rawEntry) ([]rawEntry, error) {
 	defer rows.Close()
 	for rows.Next() {
 		var e rawEntry
-		if err := rows.Scan(&e.Key, &e.Value, &e.CreatedAt, &e.UpdatedAt, &e.ExpiresAt, &e.Metadata, &e.Version); err != nil {
+		if err := rows.Scan(&e.Key, &e.Value, &e.CreatedAt, &e.UpdatedAt, &e.ExpiresAt, &e.Metadata, &e.Version, &e.ModRevision, &e.CreateRevision); err != nil {
 			return nil, err
 		}
 		into = append(into, e)
