@@ -56,42 +56,6 @@ func (q *Queries) EntriesGetMany(ctx context.Context, db DBTX, keys [][]byte) ([
 	return items, nil
 }
 
-const entriesGetManyLocked = `-- name: EntriesGetManyLocked :many
-SELECT key, value
-FROM state_entries
-WHERE key = ANY($1::bytea[])
-    AND (expires_at IS NULL OR expires_at > now())
-ORDER BY key
-FOR NO KEY UPDATE
-`
-
-type EntriesGetManyLockedRow struct {
-	Key   []byte
-	Value []byte
-}
-
-// EntriesGetManyLocked is EntriesGetMany inside a Transact: the rows it
-// returns stay locked until the transaction ends (see EntryGetLocked).
-func (q *Queries) EntriesGetManyLocked(ctx context.Context, db DBTX, keys [][]byte) ([]EntriesGetManyLockedRow, error) {
-	rows, err := db.Query(ctx, entriesGetManyLocked, keys)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []EntriesGetManyLockedRow{}
-	for rows.Next() {
-		var i EntriesGetManyLockedRow
-		if err := rows.Scan(&i.Key, &i.Value); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 type EntriesInsertManyCopyFromParams struct {
 	Key       []byte
 	Value     []byte

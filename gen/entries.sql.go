@@ -80,34 +80,6 @@ func (q *Queries) EntryExists(ctx context.Context, db DBTX, key []byte) (bool, e
 	return exists, err
 }
 
-const entryExistsLocked = `-- name: EntryExistsLocked :many
-SELECT 1::integer AS found
-FROM state_entries
-WHERE key = $1
-    AND (expires_at IS NULL OR expires_at > now())
-FOR NO KEY UPDATE
-`
-
-func (q *Queries) EntryExistsLocked(ctx context.Context, db DBTX, key []byte) ([]int32, error) {
-	rows, err := db.Query(ctx, entryExistsLocked, key)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []int32{}
-	for rows.Next() {
-		var found int32
-		if err := rows.Scan(&found); err != nil {
-			return nil, err
-		}
-		items = append(items, found)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const entryGet = `-- name: EntryGet :one
 SELECT value
 FROM state_entries
@@ -147,57 +119,6 @@ func (q *Queries) EntryGetFull(ctx context.Context, db DBTX, key []byte) (StateE
 		&i.CreateRevision,
 	)
 	return i, err
-}
-
-const entryGetFullLocked = `-- name: EntryGetFullLocked :one
-SELECT key, value, created_at, updated_at, expires_at, metadata, version, mod_revision, create_revision
-FROM state_entries
-WHERE key = $1
-    AND (expires_at IS NULL OR expires_at > now())
-FOR NO KEY UPDATE
-`
-
-func (q *Queries) EntryGetFullLocked(ctx context.Context, db DBTX, key []byte) (StateEntry, error) {
-	row := db.QueryRow(ctx, entryGetFullLocked, key)
-	var i StateEntry
-	err := row.Scan(
-		&i.Key,
-		&i.Value,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.ExpiresAt,
-		&i.Metadata,
-		&i.Version,
-		&i.ModRevision,
-		&i.CreateRevision,
-	)
-	return i, err
-}
-
-const entryGetLocked = `-- name: EntryGetLocked :one
-SELECT value
-FROM state_entries
-WHERE key = $1
-    AND (expires_at IS NULL OR expires_at > now())
-FOR NO KEY UPDATE
-`
-
-// The reads of a Transact lock the live rows they return until the
-// transaction ends (FOR NO KEY UPDATE, the lock an UPDATE takes: two
-// transactions that read and then write one key queue on it rather than
-// deadlock, as they would with shared locks both want to upgrade): a
-// plain write of such a key, outside the transaction, then waits for it,
-// and one that committed after the transaction's snapshot makes the read fail with a serialization failure,
-// which Transact retries. Serializable isolation alone does not see writes
-// of transactions that are not serializable themselves, such as every
-// single statement of the store. A key read as absent needs no lock: a
-// write of it by the transaction then meets the other's row, inserted
-// after its snapshot, and fails the same way.
-func (q *Queries) EntryGetLocked(ctx context.Context, db DBTX, key []byte) ([]byte, error) {
-	row := db.QueryRow(ctx, entryGetLocked, key)
-	var value []byte
-	err := row.Scan(&value)
-	return value, err
 }
 
 const entryPut = `-- name: EntryPut :exec

@@ -65,13 +65,3 @@ VALUES (@key, @value, @metadata, @expires_at);
 -- whole transaction, so times computed from it match the server's.
 -- name: TransactionNow :one
 SELECT now()::timestamptz AS now;
-
--- EntriesGetManyLocked is EntriesGetMany inside a Transact: the rows it
--- returns stay locked until the transaction ends (see EntryGetLocked).
--- name: EntriesGetManyLocked :many
-SELECT key, value
-FROM state_entries
-WHERE key = ANY(@keys::bytea[])
-    AND (expires_at IS NULL OR expires_at > now())
-ORDER BY key
-FOR NO KEY UPDATE;

@@ -260,15 +260,6 @@ func (p *Postgres) GetMany(ctx context.Context, keys [][]byte) (map[string][]byt
 		return out, nil
 	}
 	rows, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) ([]gen.EntriesGetManyRow, error) {
-		if boundTx(ctx) != nil {
-			// See EntryGetLocked.
-			locked, err := p.q.EntriesGetManyLocked(ctx, db, keys)
-			rows := make([]gen.EntriesGetManyRow, len(locked))
-			for i, r := range locked {
-				rows[i] = gen.EntriesGetManyRow(r)
-			}
-			return rows, err
-		}
 		return p.q.EntriesGetMany(ctx, db, keys)
 	})
 	if err != nil {

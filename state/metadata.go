@@ -252,9 +252,6 @@ func (p *Postgres) GetEntry(ctx context.Context, key []byte) (Entry, bool, error
 		return Entry{}, false, p.fail(ctx, "get entry", err)
 	}
 	row, err := query(ctx, p, idempotent, func(ctx context.Context, db gen.DBTX) (gen.StateEntry, error) {
-		if boundTx(ctx) != nil {
-			return p.q.EntryGetFullLocked(ctx, db, key) // see EntryGetLocked
-		}
 		return p.q.EntryGetFull(ctx, db, key)
 	})
 	if isNoRows(err) {

@@ -235,9 +235,6 @@ func (p *Postgres) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
 		return nil, false, p.fail(ctx, "get", err)
 	}
 	value, err := readQuery(ctx, p, func(ctx context.Context, db gen.DBTX) ([]byte, error) {
-		if boundTx(ctx) != nil {
-			return p.q.EntryGetLocked(ctx, db, key) // see EntryGetLocked
-		}
 		return p.q.EntryGet(ctx, db, key)
 	})
 	if isNoRows(err) {
@@ -294,10 +291,6 @@ func (p *Postgres) Contains(ctx context.Context, key []byte) (bool, error) {
 		return false, p.fail(ctx, "contains", err)
 	}
 	found, err := readQuery(ctx, p, func(ctx context.Context, db gen.DBTX) (bool, error) {
-		if boundTx(ctx) != nil {
-			rows, err := p.q.EntryExistsLocked(ctx, db, key) // see EntryGetLocked
-			return len(rows) > 0, err
-		}
 		return p.q.EntryExists(ctx, db, key)
 	})
 	if err != nil {

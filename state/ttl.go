@@ -125,6 +125,11 @@ func (p *Postgres) cleanupRound(ctx context.Context) {
 			if acquired, err = p.q.CleanupLockTryXact(ctx, tx); err != nil || !acquired {
 				return err
 			}
+			if first {
+				// Counted while the lock is held: whoever takes it after
+				// this batch commits sees the round counted.
+				p.stats.cleanupRuns.Add(1)
+			}
 			p.stats.queries.Add(1)
 			n, err = p.q.EntriesDeleteExpiredBatch(ctx, tx, batch)
 			return err
@@ -138,9 +143,6 @@ func (p *Postgres) cleanupRound(ctx context.Context) {
 				p.stats.cleanupSkips.Add(1)
 			}
 			return
-		}
-		if first {
-			p.stats.cleanupRuns.Add(1)
 		}
 		p.stats.cleanedUp.Add(n)
 		if n < int64(batch) {

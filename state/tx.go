@@ -78,17 +78,17 @@ func boundTx(ctx context.Context) pgx.Tx {
 // goes on). Because the isolation is serializable, a read-modify-write
 // inside fn cannot lose an update: a conflicting transaction makes one of
 // them fail with a serialization failure, and Transact then runs fn again;
-// and so does a plain write outside any transaction (Put, Delete...) of a
-// key fn read with Get, GetEntry, Contains or GetMany: those reads lock the
-// rows they find until the transaction ends (as an update would, so two
-// transactions reading one key take turns), so such a write either waits
-// for it or makes it run again (range reads, Scan, ListKeys and
-// FindByMetadata, take no locks: a plain write can still slip into a range
-// fn read). Each run is a new transaction, until one commits or
-// QueryTimeout (which bounds the whole call, every attempt included) runs
-// out. A connection lost before
-// COMMIT was sent is retried too, up to MaxRetries times; one lost after
-// COMMIT was sent is never retried: the error matches ErrOutcomeUnknown.
+// and so does a plain write outside any transaction (Put, Delete...) that
+// changes a key fn read before fn writes it: the store's writes update a
+// row in place, which under serializable isolation fails on a row changed
+// or deleted since the transaction's snapshot, and a new row meets one
+// inserted since (BatchPut, whose upserts insert past a deleted row, and
+// range reads, Scan, ListKeys and FindByMetadata, are not covered: a plain
+// write can still slip into what they read). Each run is a new
+// transaction, until one commits or QueryTimeout (which bounds the whole
+// call, every attempt included) runs out. A connection lost before COMMIT
+// was sent is retried too, up to MaxRetries times; one lost after COMMIT
+// was sent is never retried: the error matches ErrOutcomeUnknown.
 // fn's own error is returned as it is.
 //
 // The handle fn receives is a *PostgresTx; its Tx method gives the pgx.Tx,
