@@ -32,6 +32,10 @@ type feedHub struct {
 	// base is where the hub started reading; every revision in
 	// (base, cursor] is settled and has been handed to the watches.
 	base, cursor int64
+	// poll is the shortest poll interval of the watches, recomputed only
+	// after one that had it leaves (stale).
+	poll  time.Duration
+	stale bool
 }
 
 // feedSub is one watch.
@@ -188,23 +192,39 @@ func (h *feedHub) join(s *feedSub, db gen.DBTX, ctx context.Context) (joined boo
 	defer h.mu.Unlock()
 	if !h.running {
 		h.running, h.base, h.cursor = true, s.pos, s.pos
-		h.subs[s] = struct{}{}
+		h.add(s)
 		h.p.feed.wg.Add(1)
 		r := &logReader{p: h.p, db: db, values: h.values, cursor: s.pos}
 		go h.run(ctx, r)
 		return true, 0, false
 	}
 	if s.pos >= h.cursor {
-		h.subs[s] = struct{}{}
+		h.add(s)
 		return true, 0, false
 	}
 	return false, h.cursor, s.pos >= h.base
 }
 
+// add adds s to the hub; callers hold h.mu.
+func (h *feedHub) add(s *feedSub) {
+	if len(h.subs) == 0 || s.poll < h.poll {
+		h.poll = s.poll
+	}
+	h.subs[s] = struct{}{}
+}
+
+// remove takes s out of the hub; callers hold h.mu.
+func (h *feedHub) remove(s *feedSub) {
+	if _, ok := h.subs[s]; ok {
+		delete(h.subs, s)
+		h.stale = h.stale || s.poll == h.poll
+	}
+}
+
 // leave removes s from the hub.
 func (h *feedHub) leave(s *feedSub) {
 	h.mu.Lock()
-	delete(h.subs, s)
+	h.remove(s)
 	h.mu.Unlock()
 }
 
@@ -218,6 +238,7 @@ func (h *feedHub) run(ctx context.Context, r *logReader) {
 		if !ok {
 			return
 		}
+		started := time.Now()
 		evs, more, err := r.read(ctx)
 		if err == nil {
 			r.failures = 0
@@ -226,7 +247,11 @@ func (h *feedHub) run(ctx context.Context, r *logReader) {
 				continue
 			}
 			if !r.blocked() {
-				sleepCtx(ctx, poll)
+				// One read per poll interval, however long the read
+				// and the dispatch took.
+				if wait := poll - time.Since(started); wait > 0 {
+					sleepCtx(ctx, wait)
+				}
 				continue
 			}
 			var settled bool
@@ -260,22 +285,31 @@ func (h *feedHub) pollOrStop() (time.Duration, bool) {
 		h.running = false
 		return 0, false
 	}
-	poll := time.Duration(0)
-	for s := range h.subs {
-		if poll == 0 || s.poll < poll {
-			poll = s.poll
+	if h.stale {
+		h.poll, h.stale = 0, false
+		for s := range h.subs {
+			if h.poll == 0 || s.poll < h.poll {
+				h.poll = s.poll
+			}
 		}
 	}
-	return poll, true
+	return h.poll, true
 }
 
+// dispatch hands evs to the watches and moves the hub's cursor. A page
+// without changes touches no watch: their positions stay behind the cursor
+// only by revisions that have no change, which a watch reading the log
+// itself would skip anyway.
 func (h *feedHub) dispatch(evs []Event, cursor int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.cursor = cursor
+	if len(evs) == 0 {
+		return
+	}
 	for s := range h.subs {
 		if !s.push(evs, cursor) {
-			delete(h.subs, s)
+			h.remove(s)
 		}
 	}
 }
@@ -286,7 +320,7 @@ func (h *feedHub) stop(err error) {
 	defer h.mu.Unlock()
 	for s := range h.subs {
 		s.fail(err)
-		delete(h.subs, s)
+		h.remove(s)
 	}
 	h.running = false
 }
