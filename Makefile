@@ -89,7 +89,9 @@ BENCH_GROUPS := \
 	"^BenchmarkCleanupExpired$$/^100000(\#|$$)=1x" \
 	"^BenchmarkScan$$=1x" \
 	"^BenchmarkPutFeed$$=2000x" \
-	"^BenchmarkWatchLatency$$=2000x"
+	"^BenchmarkWatchLatency$$=2000x" \
+	"^BenchmarkWatchScale$$=1x" \
+	"^BenchmarkWatchFanout$$=1x"
 bench:
 	@rm -f bench.out
 	$(WITH_PG) -- sh -c 'for g in $(BENCH_GROUPS); do \
