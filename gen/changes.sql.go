@@ -255,23 +255,6 @@ func (q *Queries) ChangesPage(ctx context.Context, db DBTX, arg ChangesPageParam
 	return items, nil
 }
 
-const changesRevision = `-- name: ChangesRevision :one
-SELECT greatest(
-    (SELECT max(c.revision) FROM state_changes AS c),
-    m.compacted_revision
-)::bigint AS revision
-FROM state_changes_meta AS m
-`
-
-// ChangesRevision is the store's current revision: the newest in the log,
-// or the compaction marker when the log is empty.
-func (q *Queries) ChangesRevision(ctx context.Context, db DBTX) (int64, error) {
-	row := db.QueryRow(ctx, changesRevision)
-	var revision int64
-	err := row.Scan(&revision)
-	return revision, err
-}
-
 const changesSetEnabled = `-- name: ChangesSetEnabled :one
 SELECT state_changes_set_enabled($1::boolean)::boolean AS enabled
 `
@@ -301,8 +284,8 @@ type ChangesStatusRow struct {
 	LogBytes          int64
 }
 
-// ChangesStatus describes the feed for operators; its revision is
-// ChangesRevision's (the compaction marker may be ahead of the newest row).
+// ChangesStatus describes the feed for operators; its revision is the
+// newest in the log, or the compaction marker when that is ahead of it.
 func (q *Queries) ChangesStatus(ctx context.Context, db DBTX) (ChangesStatusRow, error) {
 	row := db.QueryRow(ctx, changesStatus)
 	var i ChangesStatusRow

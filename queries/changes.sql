@@ -95,17 +95,8 @@ WHERE k.locktype = 'advisory'
     AND k.objsubid = 2
     AND k.virtualtransaction = ANY (@holders::text[]);
 
--- ChangesRevision is the store's current revision: the newest in the log,
--- or the compaction marker when the log is empty.
--- name: ChangesRevision :one
-SELECT greatest(
-    (SELECT max(c.revision) FROM state_changes AS c),
-    m.compacted_revision
-)::bigint AS revision
-FROM state_changes_meta AS m;
-
--- ChangesStatus describes the feed for operators; its revision is
--- ChangesRevision's (the compaction marker may be ahead of the newest row).
+-- ChangesStatus describes the feed for operators; its revision is the
+-- newest in the log, or the compaction marker when that is ahead of it.
 -- name: ChangesStatus :one
 SELECT
     m.enabled,
