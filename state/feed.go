@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"time"
@@ -182,6 +181,27 @@ func (r *logReader) settle(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// settleOrWait settles the hole the last read stopped at, and sleeps a
+// little when that is not done yet.
+func (r *logReader) settleOrWait(ctx context.Context) error {
+	settled, err := r.settle(ctx)
+	if err == nil && !settled {
+		sleepCtx(ctx, settlePoll)
+	}
+	return err
+}
+
+// waitOut handles a failed read or settle: for a failure the reader waits
+// out (transient) it sleeps the backoff and reports true, read again;
+// false when ctx has ended or waiting cannot cure the failure.
+func (r *logReader) waitOut(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || !r.transient(err) {
+		return false
+	}
+	sleepCtx(ctx, r.backoff())
+	return true
+}
+
 // transient reports a failed read that a reader waits out: besides what
 // every idempotent statement retries, a statement cancelled although the
 // reader's own context has not ended (by the server's statement_timeout,
@@ -203,9 +223,4 @@ func (r *logReader) backoff() time.Duration {
 	d := base << min(r.failures, 16)
 	r.failures++
 	return min(d, watchMaxBackoff)
-}
-
-// matches reports whether key is in [lower, upper) (upper nil: no bound).
-func matches(key, lower, upper []byte) bool {
-	return bytes.Compare(key, lower) >= 0 && (upper == nil || bytes.Compare(key, upper) < 0)
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -40,9 +41,9 @@ type feedHub struct {
 
 // feedSub is one watch.
 type feedSub struct {
-	lower, upper []byte
-	poll         time.Duration
-	attached     bool // in its hub's subs (only the watch's goroutine reads it)
+	prefix   []byte
+	poll     time.Duration
+	attached bool // in its hub's subs (only the watch's goroutine reads it)
 
 	mu    sync.Mutex
 	queue []Event
@@ -56,7 +57,7 @@ type feedSub struct {
 }
 
 func newFeedSub(prefix []byte, pos int64, poll time.Duration) *feedSub {
-	return &feedSub{lower: nonNil(prefix), upper: PrefixEnd(prefix), pos: pos, poll: poll, wake: make(chan struct{}, 1)}
+	return &feedSub{prefix: prefix, pos: pos, poll: poll, wake: make(chan struct{}, 1)}
 }
 
 func (s *feedSub) signal() {
@@ -84,7 +85,7 @@ func (s *feedSub) push(evs []Event, cursor int64) bool {
 		}
 	}()
 	for _, ev := range evs {
-		if ev.Revision <= s.pos || !matches(ev.Key, s.lower, s.upper) {
+		if ev.Revision <= s.pos || !bytes.HasPrefix(ev.Key, s.prefix) {
 			continue
 		}
 		size := len(ev.Key) + len(ev.Value)
@@ -254,25 +255,19 @@ func (h *feedHub) run(ctx context.Context, r *logReader) {
 				}
 				continue
 			}
-			var settled bool
-			if settled, err = r.settle(ctx); err == nil {
-				if !settled {
-					sleepCtx(ctx, settlePoll)
-				}
+			if err = r.settleOrWait(ctx); err == nil {
 				continue
 			}
 		}
-		switch {
-		case ctx.Err() != nil:
-			h.stop(ErrClosed)
-			return
-		case r.transient(err):
+		if r.waitOut(ctx, err) {
 			h.p.stats.errors.Add(1)
-			sleepCtx(ctx, r.backoff())
-		default:
-			h.stop(err)
-			return
+			continue
 		}
+		if ctx.Err() != nil {
+			err = ErrClosed
+		}
+		h.stop(err)
+		return
 	}
 }
 
@@ -377,7 +372,7 @@ func (s *feedSub) catchUp(ctx context.Context, h *feedHub, db gen.DBTX, feedCtx 
 		if err == nil {
 			r.failures = 0
 			for _, ev := range evs {
-				if matches(ev.Key, s.lower, s.upper) && !yield(ev, nil) {
+				if bytes.HasPrefix(ev.Key, s.prefix) && !yield(ev, nil) {
 					return errStopped
 				}
 			}
@@ -390,21 +385,16 @@ func (s *feedSub) catchUp(ctx context.Context, h *feedHub, db gen.DBTX, feedCtx 
 				// the revisions in between are missing, so settle them.
 				r.hole, r.seen = s.pos+1, 2
 			}
-			var ok bool
-			if ok, err = r.settle(ctx); err == nil {
-				if !ok {
-					sleepCtx(ctx, settlePoll)
-				}
+			if err = r.settleOrWait(ctx); err == nil {
 				continue
 			}
 		}
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case r.transient(err):
-			sleepCtx(ctx, r.backoff())
-		default:
-			return err
+		if r.waitOut(ctx, err) {
+			continue
 		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
 	}
 }
