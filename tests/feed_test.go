@@ -135,7 +135,7 @@ func TestWatchAfterHugeRollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	running := watchEvents(t, s, "h/")
+	running := watchEvents(t, s, "h/", state.FromRevision(from+1))
 	tx, err := s.Pool().Begin(bg)
 	if err != nil {
 		t.Fatal(err)
@@ -385,7 +385,7 @@ func TestWatchSlowConsumerCatchesUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fast := watchEvents(t, s, "q/") // keeps the shared reader running
+	fast := watchEvents(t, s, "q/", state.FromRevision(from+1)) // keeps the shared reader running
 	c, cancel := context.WithTimeout(bg, 2*time.Minute)
 	defer cancel()
 	const n = 10000
