@@ -234,13 +234,21 @@ func (h *feedHub) leave(s *feedSub) {
 // every watch.
 func (h *feedHub) run(ctx context.Context, r *logReader) {
 	defer h.p.feed.wg.Done()
+	// Closing the store ends the hub between statements, not inside one:
+	// a statement cancelled on close would send a cancel request, which
+	// some poolers handle badly (pgbouncer 1.18 can crash on them).
+	stmtCtx := context.WithoutCancel(ctx)
 	for {
+		if ctx.Err() != nil {
+			h.stop(ErrClosed)
+			return
+		}
 		poll, ok := h.pollOrStop()
 		if !ok {
 			return
 		}
 		started := time.Now()
-		evs, more, err := r.read(ctx)
+		evs, more, err := r.read(stmtCtx)
 		if err == nil {
 			r.failures = 0
 			h.dispatch(evs, r.cursor)
